@@ -1,0 +1,85 @@
+"""``python -m skae``: PCA against an autoencoder on scikit-learn's digits.
+
+Fits PCA and :class:`skae.AutoencoderTransformer` at a few code widths on a
+train split of the bundled digits (offline), prints held-out reconstruction
+error and fit time side by side, and writes a PNG of the 2-D codes coloured
+by digit.
+"""
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+
+from skae import AutoencoderTransformer
+
+
+def _error(model, X):
+    return float(((X - model.inverse_transform(model.transform(X))) ** 2).sum(1).mean())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m skae", description=__doc__)
+    parser.add_argument("--output", default="skae_demo_digits.png", help="PNG path")
+    parser.add_argument("--max-iter", type=int, default=150, help="AE epochs")
+    parser.add_argument("--widths", type=int, nargs="+", default=[2, 5, 10])
+    args = parser.parse_args(argv)
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    print(f"digits: {X_train.shape[0]} train / {X_test.shape[0]} test images, 64 pixels")
+    print("held-out reconstruction error (sum of squared errors per image) and fit time")
+    print(f"{'k':>4} | {'PCA error':>10} {'PCA fit s':>10} | {'AE error':>10} {'AE fit s':>10}")
+    models = {}
+    for k in args.widths:
+        start = time.perf_counter()
+        pca = PCA(n_components=k).fit(X_train)
+        t_pca = time.perf_counter() - start
+        ae = AutoencoderTransformer(
+            n_components=k,
+            hidden_layer_sizes=(128, 64),
+            max_iter=args.max_iter,
+            early_stopping=True,
+            n_iter_no_change=20,
+            random_state=0,
+        )
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ae.fit(X_train)
+        t_ae = time.perf_counter() - start
+        models[k] = (pca, ae)
+        print(
+            f"{k:>4} | {_error(pca, X_test):>10.1f} {t_pca:>10.3f} | "
+            f"{_error(ae, X_test):>10.1f} {t_ae:>10.2f}"
+        )
+
+    if 2 not in models:
+        return
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no figure written (pip install matplotlib)")
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    for ax, model, title in zip(axes, models[2], ("PCA", "AutoencoderTransformer")):
+        codes = model.transform(X_test)
+        sc = ax.scatter(codes[:, 0], codes[:, 1], c=y_test, cmap="tab10", s=12)
+        ax.set_title(f"{title}: 2-D codes of held-out digits")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(sc, ax=axes, ticks=np.arange(10), label="digit")
+    fig.savefig(args.output, dpi=100)
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,636 @@
+"""The one home of the scikit-learn contract for every skae estimator."""
+
+import copy
+import threading
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array, check_random_state
+
+from ._losses import ReconstructionLoss, l1_activity, l2_penalty
+from ._modules import ACTIVATIONS, Autoencoder
+from ._net import AutoencoderNet, TrainingDiverged
+from ._validation import (
+    Integral,
+    Interval,
+    Real,
+    StrOptions,
+    _fit_context,
+    check_is_fitted,
+    resolve_device,
+    validate_data,
+)
+
+_ACTIVATION_NAMES = StrOptions(set(ACTIVATIONS))
+# Rows per inference chunk are chosen so that one activation matrix holds
+# about this many numbers (bounded memory for any n_samples).
+_CHUNK_ELEMENTS = 2**22
+_TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+class _InferenceCache:
+    """Per-dtype copies of the fitted module, built lazily for inference.
+
+    float64 input runs through a float64 copy of the weights so results do
+    not depend on how rows are batched (scikit-learn's subset-invariance
+    checks compare at 1e-7). Equality is identity, so ``check_dict_unchanged``
+    does not see a lazily filled cache as a changed estimator.
+    """
+
+    def __init__(self):
+        self._modules = {}
+        self._lock = threading.Lock()
+
+    def get(self, module, dtype):
+        if dtype == next(module.parameters()).dtype:
+            return module
+        with self._lock:
+            if dtype not in self._modules:
+                self._modules[dtype] = copy.deepcopy(module).to(dtype).eval()
+            return self._modules[dtype]
+
+
+class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Shared scikit-learn machinery for all skae autoencoders.
+
+    Subclasses override hooks only:
+
+    * :meth:`_build_module` returns the torch module (see ``skae._modules``
+      for the contract its ``forward``/``encode``/``decode`` follow);
+    * :meth:`_loss` returns the batch objective (call ``super()._loss`` and
+      add a term);
+    * :meth:`_corrupt` transforms the training input (identity here);
+    * :meth:`_score_samples_model` gives the per-sample score used by
+      :meth:`score_samples` and for early stopping;
+    * :meth:`_check_params` adds data-dependent checks.
+
+    Do not instantiate directly; use :class:`skae.AutoencoderTransformer`.
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [_ACTIVATION_NAMES],
+        "code_activation": [_ACTIVATION_NAMES],
+        "output_activation": [_ACTIVATION_NAMES, None],
+        "loss": [StrOptions({"squared_error", "log_loss"})],
+        "normalize": [StrOptions({"auto", "global", "feature"}), None],
+        "tied_weights": ["boolean"],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "sparsity_weight": [Interval(Real, 0, None, closed="left")],
+        "solver": [StrOptions({"adam", "sgd"})],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "device": [str],
+        "callbacks": [list, None],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        code_activation="identity",
+        output_activation=None,
+        loss="squared_error",
+        normalize="auto",
+        tied_weights=False,
+        alpha=1e-4,
+        sparsity_weight=0.0,
+        solver="adam",
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=200,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        device="auto",
+        callbacks=None,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.code_activation = code_activation
+        self.output_activation = output_activation
+        self.loss = loss
+        self.normalize = normalize
+        self.tied_weights = tied_weights
+        self.alpha = alpha
+        self.sparsity_weight = sparsity_weight
+        self.solver = solver
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+        self.callbacks = callbacks
+
+    # ------------------------------------------------------------------
+    # hooks for subclasses
+    # ------------------------------------------------------------------
+    def _build_module(self, n_features):
+        """Return a freshly initialised torch module for ``n_features`` inputs."""
+        return Autoencoder(
+            n_features,
+            self.n_components,
+            hidden_layer_sizes=self._hidden_sizes(),
+            activation=self.activation,
+            code_activation=self.code_activation,
+            output_activation=self._output_activation,
+            tied_weights=self.tied_weights,
+        )
+
+    def _corrupt(self, x):
+        """Training-time input corruption; identity for a plain autoencoder."""
+        return x
+
+    def _loss(self, net, x, x_in, y, output):
+        """Batch objective: mean reconstruction loss plus penalties.
+
+        Parameters
+        ----------
+        net : AutoencoderNet
+            The training net (``net.module_``, ``net.criterion_``).
+        x : Tensor
+            Clean (normalised) batch, the reconstruction target.
+        x_in : Tensor
+            What the module saw (``_corrupt(x)``).
+        y : Tensor or None
+            Batch targets for supervised variants.
+        output : tuple of Tensor
+            ``module(x_in)``: decoder pre-activations first, code second.
+        """
+        loss = net.criterion_(output[0], x).mean()
+        if self.alpha:
+            loss = loss + self.alpha * l2_penalty(net.module_.weights()) / len(x)
+        if self.sparsity_weight:
+            loss = loss + self.sparsity_weight * l1_activity(output[1]).mean()
+        return loss
+
+    def _score_samples_model(self, module, x, y=None):
+        """Per-sample score (higher is better) for normalised ``x``.
+
+        Minus the reconstruction error in the user's units: the sum of
+        squared errors over features for ``'squared_error'``, the summed
+        binary cross-entropy for ``'log_loss'``.
+        """
+        decoded = module(x)[0]
+        if self._loss_name == "log_loss":
+            return -ReconstructionLoss("log_loss")(decoded, x)
+        diff = (module.output_activation(decoded) - x) * module.input_scale
+        return -diff.pow(2).sum(dim=1)
+
+    def _check_params(self, X):
+        """Data-dependent checks; raise ValueError naming parameter and values."""
+        n_samples, n_features = X.shape
+        if self.n_components > n_features:
+            raise ValueError(
+                f"n_components={self.n_components} must be between 1 and "
+                f"n_features={n_features}."
+            )
+        hidden = np.asarray(self.hidden_layer_sizes).ravel()
+        if hidden.size and (
+            not np.issubdtype(hidden.dtype, np.integer) or np.any(hidden <= 0)
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        if self.loss == "log_loss":
+            if self.output_activation not in (None, "logistic"):
+                raise ValueError(
+                    "loss='log_loss' needs output_activation='logistic' (or None), "
+                    f"got output_activation={self.output_activation!r}."
+                )
+            if self.normalize not in ("auto", None):
+                raise ValueError(
+                    "loss='log_loss' models data in [0, 1] as it is; use "
+                    f"normalize='auto' or None, got normalize={self.normalize!r}."
+                )
+            lo, hi = float(X.min()), float(X.max())
+            if lo < 0 or hi > 1:
+                raise ValueError(
+                    "loss='log_loss' needs every value of X in [0, 1]; got values "
+                    f"in [{lo:.6g}, {hi:.6g}]. Rescale X (e.g. with MinMaxScaler) or "
+                    "use loss='squared_error'."
+                )
+        if self.early_stopping and n_samples < 2:
+            raise ValueError(
+                f"early_stopping=True needs at least 2 samples, got n_samples={n_samples}."
+            )
+
+    # ------------------------------------------------------------------
+    # resolved settings (properties of hyperparameters, never written back)
+    # ------------------------------------------------------------------
+    def _hidden_sizes(self):
+        if isinstance(self.hidden_layer_sizes, Integral):
+            return (int(self.hidden_layer_sizes),)
+        return tuple(int(h) for h in self.hidden_layer_sizes)
+
+    @property
+    def _loss_name(self):
+        return self.loss
+
+    @property
+    def _output_activation(self):
+        if self.output_activation is not None:
+            return self.output_activation
+        return "logistic" if self.loss == "log_loss" else "identity"
+
+    def _normalization(self):
+        if self.normalize == "auto":
+            return "global" if self.loss == "squared_error" else None
+        return self.normalize
+
+    # ------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the autoencoder to X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train for one epoch on X, continuing from the current state.
+
+        The first call initialises the model (and the input normalisation,
+        from this first chunk); later calls check the feature count and
+        resume the optimiser.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The estimator.
+        """
+        return self._fit(X, y, incremental=True)
+
+    def _fit(self, X, y, incremental):
+        # A failed call leaves the estimator as it was: attributes are
+        # snapshotted here, and training continues on a copy of the net.
+        snapshot = self.__dict__.copy()
+        try:
+            self._fit_unguarded(X, y, incremental)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+        return self
+
+    def _validate_fit_data(self, X, y, reset):
+        X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        return X, None
+
+    def _fit_unguarded(self, X, y, incremental):
+        continuing = (incremental or self.warm_start) and hasattr(self, "_net")
+        X, y = self._validate_fit_data(X, y, reset=not continuing)
+        self._check_params(X)
+        if incremental and self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True; use fit, or "
+                "set early_stopping=False."
+            )
+        if continuing:
+            spec = self._module_spec(X.shape[1])
+            if spec != self._fit_spec:
+                changed = sorted(k for k in spec if spec[k] != self._fit_spec.get(k))
+                raise ValueError(
+                    f"Cannot continue training after changing {', '.join(changed)}: "
+                    "the network's shape depends on them. Refit with "
+                    "warm_start=False."
+                )
+        device = resolve_device(self.device)
+        n_samples = X.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    f"Got batch_size={self.batch_size} larger than n_samples="
+                    f"{n_samples}; it is clipped to {n_samples}.",
+                    UserWarning,
+                )
+            batch_size = min(self.batch_size, n_samples)
+        epochs = 1 if incremental else self.max_iter
+
+        if not continuing:
+            self._random_state = check_random_state(self.random_state)
+        seed = int(self._random_state.randint(np.iinfo(np.int32).max))
+
+        dev = torch.device(device)
+        fork_devices = [dev.index or 0] if dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):
+            torch.manual_seed(seed)
+            X_t = torch.tensor(X, dtype=torch.float32, device=device)
+            y_t = self._to_target_tensor(y, device)
+            if continuing:
+                net = copy.deepcopy(self._net, memo={id(self): self})
+                module = net.module_
+                X_t.sub_(module.input_mean).div_(module.input_scale)
+            else:
+                mean, scale = self._normalization_stats(X_t)
+                X_t.sub_(mean).div_(scale)
+                module = self._init_module(X_t, y_t).to(device)
+                module.set_normalization(mean, scale)
+                net = self._make_net(module, device)
+            net.batch_size, net.max_epochs = batch_size, epochs
+            if not net.initialized_:
+                net.initialize()
+            stopping = dict(net.callbacks_)["stopping"]
+            stopping.active_ = not incremental
+            if not incremental:
+                stopping.misses_ = 0
+            try:
+                net.partial_fit(X_t, y_t)
+            except TrainingDiverged as exc:
+                raise ValueError(
+                    f"Training diverged: {exc}. The learning rate "
+                    f"learning_rate_init={self.learning_rate_init} is probably too "
+                    "high for this data; lower it (or scale the input)."
+                ) from None
+        net.module_.eval()
+
+        history = net.history
+        self._net = net
+        self.module_ = net.module_
+        self._fit_spec = self._module_spec(X.shape[1])
+        self.n_components_ = self.n_components
+        self.device_ = device
+        self.batch_size_ = batch_size
+        self.mean_ = module.input_mean.detach().cpu().numpy().astype(np.float64)
+        self.scale_ = module.input_scale.detach().cpu().numpy().astype(np.float64)
+        prev_iter, prev_t = (self.n_iter_, self.t_) if continuing else (0, 0)
+        n_train = n_samples - (self._n_valid(n_samples) if self.early_stopping else 0)
+        self.loss_curve_ = [row["train_loss"] for row in history if "train_loss" in row]
+        self.n_iter_ = len(self.loss_curve_)
+        self.t_ = prev_t + (self.n_iter_ - prev_iter) * n_train
+        if self.early_stopping:
+            self.validation_scores_ = [row["valid_score"] for row in history if "valid_score" in row]
+            self.best_validation_score_ = stopping.best_score_
+            self.best_loss_ = None
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+            self.best_loss_ = stopping.best_loss_
+        self._inference = _InferenceCache()
+        if not (incremental or stopping.stopped_ or net.interrupted_):
+            warnings.warn(
+                f"{type(self).__name__}: maximum iterations ({self.max_iter}) "
+                "reached and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+            )
+        return self
+
+    def _n_valid(self, n_samples):
+        return max(1, int(round(self.validation_fraction * n_samples)))
+
+    def _module_spec(self, n_features):
+        return {
+            "n_features": n_features,
+            "n_components": self.n_components,
+            "hidden_layer_sizes": self._hidden_sizes(),
+            "activation": self.activation,
+            "code_activation": self.code_activation,
+            "output_activation": self._output_activation,
+            "tied_weights": self.tied_weights,
+            "loss": self.loss,
+        }
+
+    def _make_net(self, module, device):
+        optimizer = torch.optim.Adam if self.solver == "adam" else torch.optim.SGD
+        opt_kwargs = {}
+        if self.solver == "sgd":
+            opt_kwargs = {"optimizer__momentum": 0.9, "optimizer__nesterov": True}
+        return AutoencoderNet(
+            module,
+            ReconstructionLoss(self._loss_name, self._output_activation),
+            estimator=self,
+            optimizer=optimizer,
+            lr=self.learning_rate_init,
+            shuffle=self.shuffle,
+            validation_fraction=self.validation_fraction if self.early_stopping else None,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            callbacks=list(self.callbacks) if self.callbacks else None,
+            verbose=self.verbose,
+            device=device,
+            **opt_kwargs,
+        )
+
+    def _normalization_stats(self, X_t):
+        """Per-feature mean and divisor (float64) for the ``normalize`` mode."""
+        n_features = X_t.shape[1]
+        kw = dict(dtype=torch.float64, device=X_t.device)
+        mode = self._normalization()
+        if mode is None:
+            return torch.zeros(n_features, **kw), torch.ones(n_features, **kw)
+        var, mean = torch.var_mean(X_t.double(), dim=0, correction=0)
+        if mode == "global":
+            total = float(var.mean().sqrt())
+            return mean, torch.full_like(var, total if total > 0 else 1.0)
+        scale = var.sqrt()
+        scale[scale == 0] = 1.0
+        return mean, scale
+
+    def _init_module(self, X_t, y_t):
+        """Return the module to train, given the normalised training tensor.
+
+        The default builds a fresh network with :meth:`_build_module`; a
+        variant that needs the data to initialise (greedy layer-wise
+        pretraining) overrides this. Runs under the fit's seeded generator.
+        """
+        return self._build_module(X_t.shape[1])
+
+    def _to_target_tensor(self, y, device):
+        """Targets as a device tensor for supervised variants (None here)."""
+        return None
+
+    # ------------------------------------------------------------------
+    # inference
+    # ------------------------------------------------------------------
+    def _run(self, X, fn, out_dtype=None):
+        """Apply ``fn(module, x_tensor)`` to X in bounded chunks, no autograd."""
+        dtype = _TORCH_DTYPES[X.dtype]
+        module = self._inference.get(self.module_, dtype)
+        device = next(self.module_.parameters()).device
+        width = max(p.shape[0] for p in module.parameters() if p.dim() == 2)
+        width = max(width, X.shape[1])
+        step = max(1, _CHUNK_ELEMENTS // width)
+        outs = []
+        with torch.inference_mode():
+            for start in range(0, X.shape[0], step):
+                chunk = X[start : start + step]
+                if not chunk.flags.writeable:
+                    chunk = chunk.copy()
+                x = torch.from_numpy(chunk).to(device)
+                outs.append(fn(module, x).cpu().numpy())
+        out = np.concatenate(outs) if len(outs) > 1 else outs[0]
+        return out.astype(out_dtype or X.dtype, copy=False)
+
+    def _check_inference_input(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+
+    def transform(self, X):
+        """Encode X into the code space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            The codes, in X's floating dtype.
+        """
+        X = self._check_inference_input(X)
+        return self._run(X, lambda m, x: m.encode(m.normalize(x)))
+
+    def inverse_transform(self, X):
+        """Decode codes back to the input space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Codes, e.g. from :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+            The reconstructions, in the codes' floating dtype.
+        """
+        check_is_fitted(self)
+        Z = check_array(X, dtype=[np.float64, np.float32])
+        if Z.shape[1] != self.n_components_:
+            raise ValueError(
+                f"X has {Z.shape[1]} features, but {type(self).__name__}."
+                f"inverse_transform expects codes of width n_components="
+                f"{self.n_components_}."
+            )
+        return self._run(Z, lambda m, z: m.denormalize(m.decode(z)))
+
+    def score_samples(self, X):
+        """Per-sample score: minus the reconstruction error (higher is better).
+
+        For ``loss='squared_error'`` it is ``-sum_j (x_j - x_hat_j)^2`` in the
+        units of X; for ``'log_loss'`` the negative summed binary
+        cross-entropy. Low values flag samples the model reconstructs badly,
+        e.g. outliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Per-sample scores.
+        """
+        X = self._check_inference_input(X)
+        return self._run(X, lambda m, x: self._score_samples_model(m, m.normalize(x)))
+
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples` (higher is better).
+
+        This lets ``GridSearchCV`` rank autoencoders without a ``scoring``
+        argument, as it does for :class:`~sklearn.decomposition.PCA`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Mean per-sample score.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    # ------------------------------------------------------------------
+    # scikit-learn plumbing
+    # ------------------------------------------------------------------
+    @property
+    def _n_features_out(self):
+        return self.n_components_
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "module_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.sparse = False
+        tags.target_tags.required = False
+        tags.non_deterministic = False
+        return tags
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        # The net pickles its torch state itself (skorch moves CUDA tensors
+        # through ``map_location`` on load); ``module_`` is the same object
+        # and is re-linked on load. The inference cache is rebuilt lazily.
+        state.pop("_inference", None)
+        if "module_" in state:
+            state["module_"] = None
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_net" in state:
+            self.module_ = self._net.module_
+            self.device_ = str(self._net.device)
+            self._inference = _InferenceCache()

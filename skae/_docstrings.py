@@ -1,0 +1,168 @@
+"""Shared numpydoc fragments, so five estimators document one parameter list.
+
+A class docstring writes ``{base_parameters}`` or ``{base_attributes}`` where the
+shared text goes and decorates the class with :func:`fill_doc`.
+"""
+
+BASE_PARAMETERS = """\
+n_components : int, default=2
+    Width of the code (the number of output features of ``transform``).
+    Must not exceed ``n_features``.
+
+hidden_layer_sizes : array-like of int or int, default=(100,)
+    Widths of the encoder's hidden layers, input side first. The decoder
+    mirrors them. ``()`` gives a one-layer encoder ``h = f(b + W x)``.
+
+activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+    Activation of the hidden layers ('identity' is linear, 'logistic' is
+    the sigmoid), as in :class:`~sklearn.neural_network.MLPRegressor`.
+
+code_activation : {'identity', 'logistic', 'tanh', 'relu'}, default='identity'
+    Activation of the code layer. Linear by default, as in deep
+    autoencoders; 'logistic' with ``hidden_layer_sizes=()`` gives the
+    classic one-layer sigmoid code ``h(x) = sigm(b + W x)``.
+
+output_activation : {'identity', 'logistic', 'tanh', 'relu'} or None, \
+default=None
+    Activation of the reconstruction. None picks 'identity' for
+    ``loss='squared_error'`` and 'logistic' for ``loss='log_loss'``.
+
+loss : {'squared_error', 'log_loss'}, default='squared_error'
+    Reconstruction loss, per sample summed over features:
+    ``||x - x_hat||^2``, or the binary cross-entropy
+    ``-sum_j x_j log x_hat_j + (1 - x_j) log(1 - x_hat_j)`` for data in
+    [0, 1] (anything outside [0, 1] raises a ValueError).
+
+normalize : {'auto', 'global', 'feature'} or None, default='auto'
+    Input scaling done inside the estimator and undone by
+    ``inverse_transform``. 'global' centres each feature and divides by
+    one global scale (the root mean feature variance), so the objective
+    is still squared error in the user's units, as PCA minimises;
+    'feature' standardises each feature (constant features are only
+    centred); None uses X as given. 'auto' is 'global' for
+    ``loss='squared_error'`` and None for ``loss='log_loss'``.
+
+tied_weights : bool, default=False
+    If True, each decoder layer uses the transposed weight of its mirror
+    encoder layer (one shared parameter); only biases are separate.
+
+alpha : float, default=1e-4
+    L2 penalty on the weights (not the biases), added as
+    ``0.5 * alpha * sum ||W||^2 / batch_size`` exactly as
+    :class:`~sklearn.neural_network.MLPRegressor` does.
+
+sparsity_weight : float, default=0.0
+    Weight of the L1 penalty on the code, ``sparsity_weight * mean_i
+    ||h(x_i)||_1``: a sparse autoencoder.
+
+solver : {'adam', 'sgd'}, default='adam'
+    Optimiser. 'sgd' uses Nesterov momentum 0.9, as MLP does.
+
+batch_size : int or 'auto', default='auto'
+    Mini-batch size; 'auto' is ``min(200, n_samples)``. Larger values are
+    clipped to ``n_samples`` with a warning.
+
+learning_rate_init : float, default=1e-3
+    Learning rate of the optimiser.
+
+max_iter : int, default=200
+    Maximum number of epochs.
+
+tol : float, default=1e-4
+    Improvement threshold of the stopping rule (see
+    ``n_iter_no_change``).
+
+n_iter_no_change : int, default=10
+    Training stops when the training loss (or, with ``early_stopping``,
+    the validation score) has not improved by ``tol`` for more than
+    ``n_iter_no_change`` consecutive epochs, as in MLP.
+
+early_stopping : bool, default=False
+    Hold out ``validation_fraction`` of the data, stop when the
+    validation score stops improving, and restore the best weights.
+    Without it nothing is held out.
+
+validation_fraction : float, default=0.1
+    Fraction of the training data held out when ``early_stopping=True``.
+
+shuffle : bool, default=True
+    Shuffle the samples every epoch.
+
+random_state : int, RandomState instance or None, default=None
+    Seeds weight initialisation, shuffling, the validation split and any
+    training noise. An int makes fits reproducible on the CPU. torch's
+    global generator is left untouched.
+
+verbose : int, default=0
+    0 prints nothing; 1 or more prints one line per epoch.
+
+warm_start : bool, default=False
+    Continue training the existing network when ``fit`` is called again
+    (the architecture parameters must not change).
+
+device : str, default='auto'
+    Where the network trains and runs: 'auto' (CUDA when available, else
+    CPU), 'cpu', 'cuda' or 'cuda:N'.
+
+callbacks : list of skorch callbacks or None, default=None
+    Extra :mod:`skorch.callbacks` (e.g. ``ProgressBar``, ``LRScheduler``)
+    added to the training net."""
+
+BASE_ATTRIBUTES = """\
+n_components_ : int
+    Width of the code.
+
+n_features_in_ : int
+    Number of features seen during fit.
+
+feature_names_in_ : ndarray of shape (n_features_in_,)
+    Names of features seen during fit, when X has string feature names.
+
+module_ : torch.nn.Module
+    The trained network (see ``skae._modules`` for its interface).
+
+mean_ : ndarray of shape (n_features_in_,)
+    Per-feature mean removed before encoding (zeros without
+    normalisation).
+
+scale_ : ndarray of shape (n_features_in_,)
+    Per-feature divisor applied after centring (ones without
+    normalisation).
+
+loss_curve_ : list of float
+    Mean training objective of each epoch.
+
+best_loss_ : float or None
+    Lowest training objective reached; None with early stopping.
+
+validation_scores_ : list of float or None
+    Validation score (minus the mean reconstruction error) of each epoch
+    with early stopping, else None.
+
+best_validation_score_ : float or None
+    Best validation score with early stopping, else None.
+
+n_iter_ : int
+    Number of epochs run.
+
+t_ : int
+    Number of training samples seen.
+
+batch_size_ : int
+    The batch size used.
+
+device_ : str
+    The device the network lives on."""
+
+
+def fill_doc(cls):
+    """Insert the shared parameter and attribute text into ``cls.__doc__``."""
+    cls.__doc__ = cls.__doc__.format(
+        base_parameters=_indent(BASE_PARAMETERS),
+        base_attributes=_indent(BASE_ATTRIBUTES),
+    )
+    return cls
+
+
+def _indent(text, prefix="    "):
+    return "\n".join(prefix + line if line else line for line in text.splitlines())

@@ -1,0 +1,170 @@
+"""torch modules used by the skae estimators (no scikit-learn imports here).
+
+Every autoencoder module follows one small contract, which the training loop
+and the estimators rely on:
+
+* ``forward(x)`` returns a tuple whose first element is the decoder's output
+  *before* the output activation and whose second element is the code
+  (for the VAE: ``(decoded, mean, log_var)``);
+* ``encode(x)`` returns the deterministic code, ``decode(z)`` the
+  reconstruction after the output activation;
+* ``normalize(x)`` / ``denormalize(x)`` apply and undo the input scaling held
+  in the ``input_mean`` and ``input_scale`` buffers, so the module is
+  self-contained for inference.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "identity": nn.Identity,
+    "logistic": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+}
+
+# Glorot & Bengio gain, as MLPRegressor uses (factor 2 for the logistic).
+_GAINS = {"identity": 1.0, "logistic": math.sqrt(2.0), "tanh": 1.0, "relu": 1.0}
+
+
+class TiedLinear(nn.Module):
+    """Linear map that reuses another layer's weight, transposed.
+
+    The weight is *not* registered here: it stays a parameter of ``source``,
+    so ``module.parameters()`` holds it once and the optimiser updates one
+    tensor. Only the bias belongs to this layer.
+    """
+
+    def __init__(self, source):
+        super().__init__()
+        # Plain attribute, not a submodule: the weight has one owner.
+        self.__dict__["source"] = source
+        self.bias = nn.Parameter(torch.zeros(source.in_features))
+
+    @property
+    def weight(self):
+        return self.source.weight.t()
+
+    def forward(self, x):
+        return torch.addmm(self.bias, x, self.source.weight)
+
+    def extra_repr(self):
+        return (
+            f"in_features={self.source.out_features}, "
+            f"out_features={self.source.in_features}, tied=True"
+        )
+
+
+def _stack(sizes, activation, last_activation):
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        last = i == len(sizes) - 2
+        name = last_activation if last else activation
+        if name != "identity":
+            layers.append(ACTIVATIONS[name]())
+    return nn.Sequential(*layers)
+
+
+class Autoencoder(nn.Module):
+    """Fully connected autoencoder ``n_features -> hidden -> n_components``.
+
+    The decoder mirrors the encoder's hidden sizes. With ``tied_weights`` the
+    decoder's weights are the encoder's, transposed.
+
+    Parameters
+    ----------
+    n_features, n_components : int
+        Input width and code width.
+    hidden_layer_sizes : tuple of int
+        Encoder hidden widths, outermost first; the decoder uses them reversed.
+    activation : str
+        Hidden-layer activation (a key of :data:`ACTIVATIONS`).
+    code_activation : str
+        Activation of the code layer.
+    output_activation : str
+        Activation applied by :meth:`decode` (``forward`` returns
+        pre-activations for a numerically stable loss).
+    tied_weights : bool
+        Share encoder and decoder weights.
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_components,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        code_activation="identity",
+        output_activation="identity",
+        tied_weights=False,
+    ):
+        super().__init__()
+        hidden = tuple(int(h) for h in hidden_layer_sizes)
+        self.activation = activation
+        self.encoder = _stack((n_features, *hidden), activation, activation)
+        self.code = nn.Linear(hidden[-1] if hidden else n_features, n_components)
+        self.code_activation = ACTIVATIONS[code_activation]()
+        dec_sizes = (n_components, *reversed(hidden), n_features)
+        if tied_weights:
+            sources = [self.code, *reversed(self._linears(self.encoder))]
+            layers = []
+            for i, src in enumerate(sources):
+                layers.append(TiedLinear(src))
+                if i < len(sources) - 1 and activation != "identity":
+                    layers.append(ACTIVATIONS[activation]())
+            self.decoder = nn.Sequential(*layers)
+        else:
+            self.decoder = _stack(dec_sizes, activation, "identity")
+        self.output_activation = ACTIVATIONS[output_activation]()
+        self.register_buffer("input_mean", torch.zeros(n_features))
+        self.register_buffer("input_scale", torch.ones(n_features))
+        self._init_weights(code_activation)
+
+    @staticmethod
+    def _linears(seq):
+        return [m for m in seq if isinstance(m, nn.Linear)]
+
+    def _init_weights(self, code_activation):
+        gain = _GAINS[self.activation]
+        for layer in self.modules():
+            if isinstance(layer, nn.Linear):
+                g = _GAINS[code_activation] if layer is self.code else gain
+                nn.init.xavier_uniform_(layer.weight, gain=g)
+                nn.init.zeros_(layer.bias)
+
+    # -- the contract -----------------------------------------------------
+    def encode(self, x):
+        return self.code_activation(self.code(self.encoder(x)))
+
+    def decode(self, z):
+        return self.output_activation(self.decoder(z))
+
+    def forward(self, x):
+        code = self.encode(x)
+        return self.decoder(code), code
+
+    def set_normalization(self, mean, scale):
+        self.input_mean.copy_(torch.as_tensor(mean, dtype=self.input_mean.dtype))
+        self.input_scale.copy_(torch.as_tensor(scale, dtype=self.input_scale.dtype))
+
+    def normalize(self, x):
+        return (x - self.input_mean) / self.input_scale
+
+    def denormalize(self, x):
+        return x * self.input_scale + self.input_mean
+
+    def encoder_layers(self):
+        """Encoder ``nn.Linear`` layers, input side first, code layer last."""
+        return [*self._linears(self.encoder), self.code]
+
+    def weights(self):
+        """Every weight matrix once (tied weights counted once), no biases."""
+        seen, out = set(), []
+        for name, p in self.named_parameters():
+            if name.endswith("weight") and id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+        return out

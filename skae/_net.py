@@ -1,0 +1,265 @@
+"""The only training loop in skae: one skorch ``NeuralNet`` subclass.
+
+The estimator builds an :class:`AutoencoderNet` inside ``fit`` and keeps it
+as a private fitted attribute; it never inherits from skorch. What differs
+from a stock skorch net, and why:
+
+* batches are sliced from tensors that already sit on the device, shuffled
+  with a permutation drawn from the fit's seeded generator (no per-sample
+  ``Dataset.__getitem__``, no ``DataLoader`` collation);
+* the per-epoch loss is accumulated on the device and read once per epoch
+  (one host sync per epoch instead of one per batch);
+* the loss is ``estimator._loss(...)`` so each variant adds its own term, and
+  the training input goes through ``estimator._corrupt`` first;
+* no hold-out unless early stopping is on, ``verbose=0`` prints nothing, and
+  one callback implements scikit-learn MLP's stopping rule, restoring the
+  best weights when early stopping is on.
+"""
+
+import copy
+import math
+import warnings
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback, EpochTimer, PrintLog
+from skorch.utils import TeeGenerator
+
+
+class TrainingDiverged(FloatingPointError):
+    """Raised when the training loss stops being finite."""
+
+
+class _StopTraining(Exception):
+    """Raised by the stopping rule to end ``fit_loop`` cleanly."""
+
+
+class TensorData:
+    """Tensors already on the device, optionally restricted to ``indices``."""
+
+    def __init__(self, X, y=None, indices=None):
+        self.X, self.y, self.indices = X, y, indices
+
+    def __len__(self):
+        return len(self.X) if self.indices is None else len(self.indices)
+
+
+class BatchIterator:
+    """Yield ``(X_batch, y_batch)`` slices of a :class:`TensorData`.
+
+    Without shuffling and without an index subset the batches are views (no
+    copy). Otherwise one permutation is drawn per epoch from torch's (forked,
+    seeded) generator on the data's device and each batch is gathered with
+    one indexing call.
+    """
+
+    def __init__(self, data, batch_size, shuffle):
+        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+
+    def __len__(self):
+        return math.ceil(len(self.data) / self.batch_size)
+
+    def __iter__(self):
+        X, y, order = self.data.X, self.data.y, self.data.indices
+        n, bs = len(self.data), self.batch_size
+        if self.shuffle:
+            perm = torch.randperm(n, device=X.device)
+            order = perm if order is None else order[perm]
+        for start in range(0, n, bs):
+            if order is None:
+                sl = slice(start, start + bs)
+                yield X[sl], (None if y is None else y[sl])
+            else:
+                idx = order[start : start + bs]
+                yield X[idx], (None if y is None else y[idx])
+
+
+class StoppingRule(Callback):
+    """scikit-learn MLP's ``_update_no_improvement_count``, as a callback.
+
+    An epoch is a miss when the training loss is not below
+    ``best_loss - tol`` (or, with early stopping, when the validation score
+    is not above ``best_score + tol``); training stops once misses exceed
+    ``n_iter_no_change``. With early stopping the best weights are restored
+    at the end of training. A non-finite training loss raises
+    :class:`TrainingDiverged`.
+    """
+
+    def __init__(self, tol=1e-4, n_iter_no_change=10, early_stopping=False):
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+
+    def initialize(self):
+        self.best_loss_ = math.inf
+        self.best_score_ = -math.inf
+        self.best_state_ = None
+        self.misses_ = 0
+        self.stopped_ = False
+        self.active_ = True
+        return self
+
+    def on_train_begin(self, net, **kwargs):
+        self.stopped_ = False
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        loss = row["train_loss"]
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"the training loss became {loss} at epoch {row['epoch']}"
+            )
+        if self.early_stopping:
+            score = -row["valid_loss"]
+            net.history.record("valid_score", score)
+            improved = score > self.best_score_ + self.tol
+            if score > self.best_score_:
+                self.best_score_ = score
+                self.best_state_ = copy.deepcopy(net.module_.state_dict())
+        else:
+            improved = loss < self.best_loss_ - self.tol
+        self.best_loss_ = min(self.best_loss_, loss)
+        self.misses_ = 0 if improved else self.misses_ + 1
+        if self.active_ and self.misses_ > self.n_iter_no_change:
+            self.stopped_ = True
+            raise _StopTraining
+
+    def on_train_end(self, net, **kwargs):
+        if self.early_stopping and self.best_state_ is not None:
+            net.module_.load_state_dict(self.best_state_)
+
+
+class AutoencoderNet(NeuralNet):
+    """skorch net driven by a skae estimator.
+
+    Parameters beyond :class:`skorch.NeuralNet`'s
+    ------------------------------------------------
+    estimator : skae estimator
+        Supplies ``_loss``, ``_corrupt`` and ``_score_samples_model``.
+    shuffle : bool
+        Shuffle training batches every epoch.
+    validation_fraction : float or None
+        Fraction held out for early stopping; ``None`` holds out nothing.
+    tol, n_iter_no_change : float, int
+        Passed to :class:`StoppingRule`.
+    """
+
+    def __init__(
+        self,
+        module,
+        criterion,
+        *,
+        estimator,
+        shuffle=True,
+        validation_fraction=None,
+        tol=1e-4,
+        n_iter_no_change=10,
+        **kwargs,
+    ):
+        kwargs.setdefault("train_split", None)
+        kwargs.setdefault("verbose", 0)
+        super().__init__(module, criterion, **kwargs)
+        self.estimator = estimator
+        self.shuffle = shuffle
+        self.validation_fraction = validation_fraction
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+
+    # -- callbacks ----------------------------------------------------------
+    def get_default_callbacks(self):
+        callbacks = [
+            (
+                "stopping",
+                StoppingRule(
+                    tol=self.tol,
+                    n_iter_no_change=self.n_iter_no_change,
+                    early_stopping=self.validation_fraction is not None,
+                ),
+            )
+        ]
+        if self.verbose:
+            callbacks += [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+        return callbacks
+
+    # -- data -------------------------------------------------------------
+    def get_split_datasets(self, X, y=None, **fit_params):
+        if self.validation_fraction is None:
+            return TensorData(X, y), None
+        n = len(X)
+        n_valid = max(1, int(round(self.validation_fraction * n)))
+        perm = torch.randperm(n, device=X.device)
+        return TensorData(X, y, perm[n_valid:]), TensorData(X, y, perm[:n_valid])
+
+    def get_iterator(self, dataset, training=False):
+        return BatchIterator(dataset, self.batch_size, self.shuffle and training)
+
+    # -- steps --------------------------------------------------------------
+    def train_step_single(self, batch, **fit_params):
+        x, y = batch
+        x_in = self.estimator._corrupt(x)
+        output = self.module_(x_in)
+        loss = self.estimator._loss(self, x, x_in, y, output)
+        loss.backward()
+        return {"loss": loss, "y_pred": output}
+
+    def train_step(self, batch, **fit_params):
+        # No optimiser closure: Adam and SGD evaluate the loss once.
+        self.optimizer_.zero_grad(set_to_none=True)
+        step = self.train_step_single(batch, **fit_params)
+        self.notify(
+            "on_grad_computed",
+            named_parameters=TeeGenerator(self.get_all_learnable_params()),
+            batch=batch,
+            training=True,
+        )
+        self.optimizer_.step()
+        return step
+
+    def validation_step(self, batch, **fit_params):
+        x, y = batch
+        with torch.no_grad():
+            scores = self.estimator._score_samples_model(self.module_, x, y)
+        return {"loss": -scores.mean(), "y_pred": None}
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is None:
+            return
+        self._set_training(training)
+        total, n_seen, n_batches = None, 0, 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            size = len(batch[0])
+            weighted = step["loss"].detach() * size
+            total = weighted if total is None else total + weighted
+            n_seen += size
+            n_batches += 1
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        self.history.record(prefix + "_batch_count", n_batches)
+        self.history.record(prefix + "_loss", (total / n_seen).item())
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Train for ``max_epochs`` epochs, stopping early when the rule says.
+
+        As in :meth:`skorch.NeuralNet.partial_fit`, but ``KeyboardInterrupt``
+        becomes a warning (as in scikit-learn's MLP) and a stop by
+        :class:`StoppingRule` is a normal end of training.
+        """
+        if not self.initialized_:
+            self.initialize()
+        self.interrupted_ = False
+        self.notify("on_train_begin", X=X, y=y)
+        try:
+            self.fit_loop(X, y, **fit_params)
+        except _StopTraining:
+            pass
+        except KeyboardInterrupt:
+            self.interrupted_ = True
+            warnings.warn(
+                "Training interrupted by the user; the model keeps the weights "
+                "reached so far.",
+                UserWarning,
+                stacklevel=3,
+            )
+        self.notify("on_train_end", X=X, y=y)
+        return self

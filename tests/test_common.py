@@ -1,0 +1,51 @@
+"""scikit-learn's estimator checks over every public skae estimator."""
+
+import inspect
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import skae
+from skae._base import _BaseAutoencoder
+
+FAST = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu")
+
+
+def _public_estimators():
+    return [
+        getattr(skae, name)
+        for name in skae.__all__
+        if inspect.isclass(getattr(skae, name))
+        and issubclass(getattr(skae, name), _BaseAutoencoder)
+    ]
+
+
+def _fast_instance(cls):
+    params = inspect.signature(cls).parameters
+    kwargs = {k: v for k, v in FAST.items() if k in params}
+    return cls(**kwargs)
+
+
+# Expected failures, each with its reason. Keep this empty unless a check
+# cannot pass for a reason that belongs to the estimator's nature.
+EXPECTED_FAILED_CHECKS = {}
+
+
+@parametrize_with_checks(
+    [_fast_instance(cls) for cls in _public_estimators()],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS.get(type(est).__name__, {}),
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("cls", _public_estimators(), ids=lambda c: c.__name__)
+def test_signature_extends_base(cls):
+    """Every estimator exposes the base parameters with the base defaults."""
+    base = inspect.signature(_BaseAutoencoder).parameters
+    own = inspect.signature(cls).parameters
+    for name, param in base.items():
+        assert name in own, f"{cls.__name__} lacks parameter {name!r}"
+        assert own[name].default == param.default, name
+        assert own[name].kind == param.kind, name
+    assert set(own) - set(base) <= set(cls._parameter_constraints)
