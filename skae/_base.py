@@ -48,12 +48,16 @@ class _InferenceCache:
         self._modules = {}
         self._lock = threading.Lock()
 
-    def get(self, module, dtype):
+    def get(self, module, dtype, mean=None, scale=None):
         if dtype == next(module.parameters()).dtype:
             return module
         with self._lock:
             if dtype not in self._modules:
-                self._modules[dtype] = copy.deepcopy(module).to(dtype).eval()
+                copied = copy.deepcopy(module).to(dtype).eval()
+                if mean is not None:
+                    # Exact float64 statistics, not the float32 buffers upcast.
+                    copied.set_normalization(mean, scale)
+                self._modules[dtype] = copied
             return self._modules[dtype]
 
 
@@ -373,18 +377,24 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             X_t = torch.tensor(X, dtype=torch.float32, device=device)
             y_t = self._to_target_tensor(y, device)
             if continuing:
-                net = copy.deepcopy(self._net, memo={id(self): self})
-                module = net.module_
+                module = copy.deepcopy(self.module_)
                 X_t.sub_(module.input_mean).div_(module.input_scale)
             else:
-                mean, scale = self._normalization_stats(X_t)
-                X_t.sub_(mean).div_(scale)
+                mean, scale = self._normalization_stats(X)
+                X_t.sub_(X_t.new_tensor(mean)).div_(X_t.new_tensor(scale))
                 module = self._init_module(X_t, y_t).to(device)
                 module.set_normalization(mean, scale)
+            if continuing and incremental:
+                # partial_fit resumes the optimiser and callbacks, as MLP does.
+                net = copy.deepcopy(self._net, memo={id(self): self})
+            else:
+                # fit (also with warm_start) starts a fresh optimiser with the
+                # current hyperparameters, as MLP does.
                 net = self._make_net(module, device)
             net.batch_size, net.max_epochs = batch_size, epochs
             if not net.initialized_:
                 net.initialize()
+            n_before = len(net.history)
             stopping = dict(net.callbacks_)["stopping"]
             stopping.active_ = not incremental
             if not incremental:
@@ -406,21 +416,25 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.n_components_ = self.n_components
         self.device_ = device
         self.batch_size_ = batch_size
-        self.mean_ = module.input_mean.detach().cpu().numpy().astype(np.float64)
-        self.scale_ = module.input_scale.detach().cpu().numpy().astype(np.float64)
-        prev_iter, prev_t = (self.n_iter_, self.t_) if continuing else (0, 0)
+        if not continuing:
+            self.mean_, self.scale_ = mean, scale
+        new_rows = net.history[n_before:]
         n_train = n_samples - (self._n_valid(n_samples) if self.early_stopping else 0)
-        self.loss_curve_ = [row["train_loss"] for row in history if "train_loss" in row]
+        new_losses = [row["train_loss"] for row in new_rows if "train_loss" in row]
+        prev_losses = self.loss_curve_ if continuing else []
+        self.loss_curve_ = prev_losses + new_losses
         self.n_iter_ = len(self.loss_curve_)
-        self.t_ = prev_t + (self.n_iter_ - prev_iter) * n_train
+        self.t_ = (self.t_ if continuing else 0) + len(new_losses) * n_train
         if self.early_stopping:
-            self.validation_scores_ = [row["valid_score"] for row in history if "valid_score" in row]
+            self.validation_scores_ = [
+                row["valid_score"] for row in new_rows if "valid_score" in row
+            ]
             self.best_validation_score_ = stopping.best_score_
             self.best_loss_ = None
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
-            self.best_loss_ = stopping.best_loss_
+            self.best_loss_ = min(self.loss_curve_)
         self._inference = _InferenceCache()
         if not (incremental or stopping.stopped_ or net.interrupted_):
             warnings.warn(
@@ -466,18 +480,25 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             **opt_kwargs,
         )
 
-    def _normalization_stats(self, X_t):
-        """Per-feature mean and divisor (float64) for the ``normalize`` mode."""
-        n_features = X_t.shape[1]
-        kw = dict(dtype=torch.float64, device=X_t.device)
+    def _normalization_stats(self, X):
+        """Per-feature mean and divisor (float64 ndarrays) for ``normalize``.
+
+        Computed from X in float64, in bounded chunks (no full-size copy).
+        """
+        n_samples, n_features = X.shape
         mode = self._normalization()
         if mode is None:
-            return torch.zeros(n_features, **kw), torch.ones(n_features, **kw)
-        var, mean = torch.var_mean(X_t.double(), dim=0, correction=0)
+            return np.zeros(n_features), np.ones(n_features)
+        mean = X.mean(axis=0, dtype=np.float64)
+        sq = np.zeros(n_features)
+        step = max(1, _CHUNK_ELEMENTS // n_features)
+        for start in range(0, n_samples, step):
+            sq += ((X[start : start + step] - mean) ** 2).sum(axis=0)
+        var = sq / n_samples
         if mode == "global":
-            total = float(var.mean().sqrt())
-            return mean, torch.full_like(var, total if total > 0 else 1.0)
-        scale = var.sqrt()
+            total = float(np.sqrt(var.mean()))
+            return mean, np.full(n_features, total if total > 0 else 1.0)
+        scale = np.sqrt(var)
         scale[scale == 0] = 1.0
         return mean, scale
 
@@ -500,7 +521,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _run(self, X, fn, out_dtype=None):
         """Apply ``fn(module, x_tensor)`` to X in bounded chunks, no autograd."""
         dtype = _TORCH_DTYPES[X.dtype]
-        module = self._inference.get(self.module_, dtype)
+        module = self._inference.get(self.module_, dtype, self.mean_, self.scale_)
         device = next(self.module_.parameters()).device
         width = max(p.shape[0] for p in module.parameters() if p.dim() == 2)
         width = max(width, X.shape[1])

@@ -1,0 +1,204 @@
+"""The scikit-learn contract held by _BaseAutoencoder (via AutoencoderTransformer)."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+import skae._base
+from skae import AutoencoderTransformer
+
+CPU = dict(device="cpu", random_state=0)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def _fitted(X, **kw):
+    params = dict(n_components=3, hidden_layer_sizes=(16,), max_iter=3, **CPU)
+    params.update(kw)
+    return AutoencoderTransformer(**params).fit(X)
+
+
+def test_same_seed_identical_none_differs_and_global_rng_untouched(digits):
+    X, _ = digits
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = _fitted(X).transform(X)
+    b = _fitted(X).transform(X)
+    assert_array_equal(a, b)
+    assert torch.equal(torch.get_rng_state(), before)
+    c = _fitted(X, random_state=None).transform(X)
+    d = _fitted(X, random_state=None).transform(X)
+    assert not np.allclose(c, d)
+
+
+def test_refit_is_idempotent_and_resets(digits):
+    X, _ = digits
+    ae = _fitted(X)
+    first = ae.transform(X)
+    ae.fit(X)
+    assert_array_equal(ae.transform(X), first)
+    assert ae.n_iter_ == 3
+
+
+def test_float32_in_float32_out_and_float64_path(digits):
+    X, _ = digits
+    ae = _fitted(X)
+    Z32 = ae.transform(X.astype(np.float32))
+    Z64 = ae.transform(X)
+    assert Z32.dtype == np.float32 and Z64.dtype == np.float64
+    assert_allclose(Z32, Z64, rtol=1e-4, atol=1e-4)
+    assert ae.inverse_transform(Z32).dtype == np.float32
+    assert ae.score_samples(X.astype(np.float32)).dtype == np.float32
+
+
+def test_results_do_not_depend_on_chunking(digits, monkeypatch):
+    X, _ = digits
+    ae = _fitted(X)
+    whole = ae.transform(X)
+    monkeypatch.setattr(skae._base, "_CHUNK_ELEMENTS", 16 * 7)  # 7 rows a chunk
+    assert_allclose(ae.transform(X), whole, rtol=1e-12, atol=1e-14)
+
+
+def test_unfitted_raises_not_fitted(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer()
+    for method in ("transform", "inverse_transform", "score_samples", "score"):
+        with pytest.raises(NotFittedError):
+            getattr(ae, method)(X)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_components": 65}, r"n_components=65 must be between 1 and n_features=64"),
+        ({"hidden_layer_sizes": (10, 0)}, r"hidden_layer_sizes must be positive"),
+        ({"device": "tpu"}, r"device='tpu'"),
+        ({"early_stopping": True}, None),  # fine on digits
+    ],
+)
+def test_data_dependent_checks(digits, params, match):
+    X, _ = digits
+    ae = AutoencoderTransformer(max_iter=1, **{**CPU, **params})
+    if match is None:
+        ae.fit(X)
+        return
+    with pytest.raises(ValueError, match=match):
+        ae.fit(X)
+    assert not hasattr(ae, "n_features_in_")  # nothing half-set
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_request_without_gpu_is_a_clear_error(digits):
+    X, _ = digits
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        AutoencoderTransformer(device="cuda", max_iter=1).fit(X)
+    assert AutoencoderTransformer(max_iter=1, random_state=0).fit(X).device_ == "cpu"
+
+
+@pytest.mark.parametrize(
+    "bad_X, exc, match",
+    [
+        (np.full((5, 64), np.nan), ValueError, "NaN"),
+        (np.full((5, 64), np.inf), ValueError, "infinity"),
+        (np.ones((5, 3)), ValueError, "features"),
+        (np.array([["a"] * 64] * 5), ValueError, "float"),
+        (np.ones((0, 64)), ValueError, "0 sample"),
+    ],
+)
+def test_failed_fit_leaves_fitted_estimator_unchanged(digits, bad_X, exc, match):
+    X, _ = digits
+    ae = _fitted(X, warm_start=True)
+    before_state = dict(vars(ae))
+    before = ae.transform(X)
+    with pytest.raises(exc, match=match):
+        ae.fit(bad_X)
+    assert vars(ae).keys() == before_state.keys()
+    assert all(vars(ae)[k] is before_state[k] for k in before_state)
+    assert_array_equal(ae.transform(X), before)
+
+
+def test_divergence_is_a_clear_error_and_changes_nothing(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(
+        3, solver="sgd", learning_rate_init=1e4, max_iter=5, **CPU
+    )
+    with pytest.raises(ValueError, match=r"diverged.*learning_rate_init=10000"):
+        ae.fit(X)
+    assert not hasattr(ae, "module_") and not hasattr(ae, "n_features_in_")
+    # A fitted model that diverges while warm-starting keeps its old weights.
+    ae = _fitted(X, warm_start=True, solver="sgd")
+    before = ae.transform(X)
+    ae.set_params(learning_rate_init=1e4)
+    with pytest.raises(ValueError, match="diverged"):
+        ae.fit(X)
+    assert_array_equal(ae.transform(X), before)
+    assert ae.learning_rate_init == 1e4  # hyperparameters are the user's
+
+
+def test_inverse_transform_checks_code_width(digits):
+    X, _ = digits
+    ae = _fitted(X)
+    with pytest.raises(ValueError, match=r"X has 2 features.*n_components=3"):
+        ae.inverse_transform(np.zeros((4, 2)))
+
+
+def test_partial_fit_initialises_then_resumes(digits):
+    X, _ = digits
+    ae = AutoencoderTransformer(3, hidden_layer_sizes=(16,), **CPU)
+    ae.partial_fit(X[:500])
+    assert ae.n_iter_ == 1 and ae.t_ == 500
+    first_module = ae.module_
+    ae.partial_fit(X[500:1000])
+    assert ae.n_iter_ == 2 and ae.t_ == 1000
+    assert ae.module_ is not first_module  # trained on a copy, then swapped in
+    assert_array_equal(ae.mean_, X[:500].mean(0))  # stats from the first chunk
+    with pytest.raises(ValueError, match="X has 10 features"):
+        ae.partial_fit(X[:10, :10])
+    with pytest.raises(ValueError, match="early_stopping"):
+        AutoencoderTransformer(early_stopping=True, **CPU).partial_fit(X)
+
+
+def test_warm_start_continues_and_guards_architecture(digits):
+    X, _ = digits
+    ae = _fitted(X, warm_start=True, tol=0.0)
+    loss_after_3 = ae.loss_curve_[-1]
+    ae.fit(X)
+    assert ae.n_iter_ == 6 and len(ae.loss_curve_) == 6
+    assert ae.loss_curve_[-1] < loss_after_3
+    ae.set_params(n_components=4)
+    with pytest.raises(ValueError, match="n_components"):
+        ae.fit(X)
+
+
+def test_batch_size_auto_and_clipping(digits):
+    X, _ = digits
+    assert _fitted(X[:50]).batch_size_ == 50
+    assert _fitted(X).batch_size_ == 200
+    with pytest.warns(UserWarning, match="clipped"):
+        ae = _fitted(X[:30], batch_size=64)
+    assert ae.batch_size_ == 30
+
+
+def test_get_feature_names_out(digits):
+    X, _ = digits
+    names = _fitted(X).get_feature_names_out()
+    assert list(names) == ["autoencodertransformer0", "autoencodertransformer1", "autoencodertransformer2"]
+
+
+def test_score_samples_ranks_outliers(digits):
+    X, _ = digits
+    ae = _fitted(X[:1000], max_iter=20)
+    rng = np.random.RandomState(0)
+    noise = rng.uniform(0, 16, size=(20, 64))
+    scores = ae.score_samples(np.vstack([X[1000:1100], noise]))
+    # Every random image scores below the 10th percentile of real digits.
+    assert np.all(scores[100:] < np.percentile(scores[:100], 10))
