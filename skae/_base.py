@@ -24,6 +24,7 @@ from ._validation import (
     StrOptions,
     _fit_context,
     check_is_fitted,
+    fused_adam_supported,
     resolve_device,
     validate_data,
 )
@@ -462,6 +463,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _make_net(self, module, device):
         optimizer = torch.optim.Adam if self.solver == "adam" else torch.optim.SGD
         opt_kwargs = {}
+        if self.solver == "adam" and fused_adam_supported(device):
+            opt_kwargs = {"optimizer__fused": True}
         if self.solver == "sgd":
             opt_kwargs = {"optimizer__momentum": 0.9, "optimizer__nesterov": True}
         return AutoencoderNet(

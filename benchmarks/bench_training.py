@@ -1,0 +1,107 @@
+"""Per-epoch training time: AutoencoderTransformer against a hand-written loop.
+
+Both sides train the same module class (``skae._modules.Autoencoder``, same
+initialisation), with the same optimiser settings and batch size, on the
+MNIST test images (pixels in [0, 1]), in one process, interleaved, and the
+script reports the median time per epoch of each and their ratio.
+
+    python benchmarks/bench_training.py            # full table
+    python benchmarks/bench_training.py --quick    # smoke run, tiny sizes
+"""
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+from _data import load_mnist_test
+
+from skae import AutoencoderTransformer
+from skae._modules import Autoencoder
+from skae._validation import fused_adam_supported
+
+MODELS = {"784-64-2": ((64,), 2), "784-1000-500-250-30": ((1000, 500, 250), 30)}
+
+
+def hand_loop(X, hidden, k, batch_size, epochs, seed, fused):
+    """The loop a PyTorch user writes: on-device data, sliced shuffled batches."""
+    torch.manual_seed(seed)
+    model = Autoencoder(X.shape[1], k, hidden_layer_sizes=hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
+    X_t = torch.tensor(X, dtype=torch.float32)
+    n = len(X_t)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(n)
+        total = torch.zeros(())
+        for start in range(0, n, batch_size):
+            xb = X_t[perm[start : start + batch_size]]
+            decoded, _ = model(xb)
+            loss = (decoded - xb).pow(2).sum(1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * len(xb)
+        float(total / n)
+    return model
+
+
+def skae_fit(X, hidden, k, batch_size, epochs, seed):
+    ae = AutoencoderTransformer(
+        k, hidden_layer_sizes=hidden, batch_size=batch_size, max_iter=epochs,
+        alpha=0.0, normalize=None, tol=0.0, n_iter_no_change=epochs,
+        random_state=seed, device="cpu",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ae.fit(X)
+    return ae
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument("--mnist-dir", default=None)
+    parser.add_argument("--n-samples", type=int, default=8000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    X, _ = load_mnist_test(args.mnist_dir)
+    X = X[: (256 if args.quick else args.n_samples)]
+    fused = fused_adam_supported("cpu")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {len(X)} MNIST images, "
+          f"Adam fused={fused} on both sides")
+    print(f"{'model':<22}{'batch':>6}{'epochs':>7}{'hand s/epoch':>14}{'skae s/epoch':>14}{'ratio':>7}")
+    rows = []
+    for name, (hidden, k) in MODELS.items():
+        for batch_size in (32, 256):
+            if args.quick:
+                epochs = 1
+            else:
+                epochs = 2 if name.startswith("784-1000") else 10
+            hand, ours, ratios = [], [], []
+            for rep in range(args.repeats if not args.quick else 1):
+                h = timed(hand_loop, X, hidden, k, batch_size, epochs, rep, fused) / epochs
+                s = timed(skae_fit, X, hidden, k, batch_size, epochs, rep) / epochs
+                hand.append(h)
+                ours.append(s)
+                ratios.append(s / h)
+            row = (name, batch_size, epochs, statistics.median(hand), statistics.median(ours),
+                   statistics.median(ratios))
+            rows.append(row)
+            print(f"{row[0]:<22}{row[1]:>6}{row[2]:>7}{row[3]:>14.4f}{row[4]:>14.4f}{row[5]:>7.3f}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
