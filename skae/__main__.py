@@ -73,10 +73,11 @@ def main(argv=None):
     for ax, model, title in zip(axes, models[2], ("PCA", "AutoencoderTransformer")):
         codes = model.transform(X_test)
         sc = ax.scatter(codes[:, 0], codes[:, 1], c=y_test, cmap="tab10", s=12)
-        ax.set_title(f"{title}: 2-D codes of held-out digits")
+        ax.set_title(f"{title} (held-out error {_error(model, X_test):.0f})")
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(sc, ax=axes, ticks=np.arange(10), label="digit")
+    fig.suptitle("2-D codes of held-out digits")
     fig.savefig(args.output, dpi=100)
     print(f"wrote {args.output}")
 
