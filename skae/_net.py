@@ -178,7 +178,10 @@ class AutoencoderNet(NeuralNet):
             )
         ]
         if self.verbose:
-            callbacks += [("epoch_timer", EpochTimer()), ("print_log", PrintLog())]
+            callbacks += [
+                ("epoch_timer", EpochTimer()),
+                ("print_log", PrintLog(keys_ignored=["valid_score"])),
+            ]
         return callbacks
 
     # -- data -------------------------------------------------------------
