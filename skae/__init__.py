@@ -1,7 +1,12 @@
 """skae: scikit-learn compatible autoencoders on PyTorch."""
 
 from ._autoencoder import AutoencoderTransformer
+from ._denoising import DenoisingAE
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderTransformer", "__version__"]
+__all__ = [
+    "AutoencoderTransformer",
+    "DenoisingAE",
+    "__version__",
+]

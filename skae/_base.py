@@ -74,7 +74,11 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     * :meth:`_corrupt` transforms the training input (identity here);
     * :meth:`_score_samples_model` gives the per-sample score used by
       :meth:`score_samples` and for early stopping;
-    * :meth:`_check_params` adds data-dependent checks.
+    * :meth:`_check_params` adds data-dependent checks;
+    * :meth:`_normalization_stats` is called once per fresh fit with the
+      validated raw X and returns the normalisation; a variant that needs
+      constants in the model's space (the denoiser's "zero" and extremes)
+      wraps it.
 
     Do not instantiate directly; use :class:`skae.AutoencoderTransformer`.
     """
