@@ -29,7 +29,11 @@ html_static_path = ["_static"]
 html_title = "skae"
 
 autosummary_generate = True
-autodoc_default_options = {"members": True, "inherited-members": True}
+# sklearn internals whose docstrings link to labels of sklearn's own docs.
+autodoc_default_options = {
+    "members": True,
+    "inherited-members": "_SetOutputMixin,_MetadataRequester",
+}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 # Cross-references to torch/skorch types in docstrings resolve through

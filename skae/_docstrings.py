@@ -115,17 +115,17 @@ n_components_ : int
 n_features_in_ : int
     Number of features seen during fit.
 
-feature_names_in_ : ndarray of shape (n_features_in_,)
+feature_names_in_ : ndarray of shape (n_features,)
     Names of features seen during fit, when X has string feature names.
 
 module_ : torch.nn.Module
     The trained network (see ``skae._modules`` for its interface).
 
-mean_ : ndarray of shape (n_features_in_,)
+mean_ : ndarray of shape (n_features,)
     Per-feature mean removed before encoding (zeros without
     normalisation).
 
-scale_ : ndarray of shape (n_features_in_,)
+scale_ : ndarray of shape (n_features,)
     Per-feature divisor applied after centring (ones without
     normalisation).
 
