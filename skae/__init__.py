@@ -1,12 +1,14 @@
 """skae: scikit-learn compatible autoencoders on PyTorch."""
 
 from ._autoencoder import AutoencoderTransformer
+from ._contractive import ContractiveAE
 from ._denoising import DenoisingAE
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AutoencoderTransformer",
+    "ContractiveAE",
     "DenoisingAE",
     "__version__",
 ]
