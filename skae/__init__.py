@@ -3,6 +3,7 @@
 from ._autoencoder import AutoencoderTransformer
 from ._contractive import ContractiveAE
 from ._denoising import DenoisingAE
+from ._variational import VariationalAE
 
 __version__ = "0.1.0"
 
@@ -10,5 +11,6 @@ __all__ = [
     "AutoencoderTransformer",
     "ContractiveAE",
     "DenoisingAE",
+    "VariationalAE",
     "__version__",
 ]

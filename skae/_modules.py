@@ -168,3 +168,56 @@ class Autoencoder(nn.Module):
                 seen.add(id(p))
                 out.append(p)
         return out
+
+
+class VariationalAutoencoder(Autoencoder):
+    """Autoencoder with a diagonal Gaussian encoder, for the VAE.
+
+    The ``code`` layer is the mean head and a second linear head,
+    ``log_var``, gives the log-variance of
+    ``q(z|x) = N(mean(x), diag(exp(log_var(x))))``. In training mode
+    ``forward`` draws ``z = mean + exp(log_var / 2) * eps`` with ``eps``
+    from torch's global generator (the reparameterisation trick); in eval
+    mode ``z = mean``, so inference is deterministic. ``forward`` returns
+    ``(decoded, mean, log_var)`` and ``encode`` the mean.
+
+    The scalar buffer ``noise_var`` is the variance of a Gaussian decoder in
+    the normalised space, fitted by the estimator (unused by a Bernoulli
+    decoder). Parameters are those of :class:`Autoencoder`.
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_components,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        code_activation="identity",
+        output_activation="identity",
+        tied_weights=False,
+    ):
+        super().__init__(
+            n_features,
+            n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            code_activation=code_activation,
+            output_activation=output_activation,
+            tied_weights=tied_weights,
+        )
+        self.log_var = nn.Linear(self.code.in_features, n_components)
+        nn.init.xavier_uniform_(self.log_var.weight)
+        nn.init.zeros_(self.log_var.bias)
+        self.register_buffer("noise_var", torch.ones(()))
+
+    def posterior(self, x):
+        """Mean and log-variance of ``q(z|x)``, each ``(n_samples, n_components)``."""
+        h = self.encoder(x)
+        return self.code_activation(self.code(h)), self.log_var(h)
+
+    def forward(self, x):
+        mean, log_var = self.posterior(x)
+        z = mean
+        if self.training:
+            z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+        return self.decoder(z), mean, log_var
