@@ -136,8 +136,8 @@ best_loss_ : float or None
     Lowest training objective reached; None with early stopping.
 
 validation_scores_ : list of float or None
-    Validation score (minus the mean reconstruction error) of each epoch
-    with early stopping, else None.
+    With early stopping, the validation score of each epoch: the mean of
+    ``score_samples`` on the held-out samples (see ``score``); else None.
 
 best_validation_score_ : float or None
     Best validation score with early stopping, else None.

@@ -99,7 +99,7 @@ class VariationalAE(_BaseAutoencoder):
         ----------
     {base_attributes}
 
-        noise_variance_ : ndarray of shape (n_features_in_,) or None
+        noise_variance_ : ndarray of shape (n_features,) or None
             Variance of the Gaussian decoder for each feature, in the units of
             X (the shared normalised-space variance times ``scale_ ** 2``);
             None for ``loss='log_loss'``.
