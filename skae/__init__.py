@@ -3,6 +3,7 @@
 from ._autoencoder import AutoencoderTransformer
 from ._contractive import ContractiveAE
 from ._denoising import DenoisingAE
+from ._persistence import load
 from ._variational import VariationalAE
 
 __version__ = "0.1.0"
@@ -12,5 +13,6 @@ __all__ = [
     "ContractiveAE",
     "DenoisingAE",
     "VariationalAE",
+    "load",
     "__version__",
 ]

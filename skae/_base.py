@@ -256,6 +256,16 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             raise ValueError(
                 f"early_stopping=True needs at least 2 samples, got n_samples={n_samples}."
             )
+        if X.dtype == np.float64 and X.size:
+            # Training runs in float32: larger values would become inf.
+            limit = float(np.finfo(np.float32).max)
+            lo, hi = float(X.min()), float(X.max())
+            if lo < -limit or hi > limit:
+                raise ValueError(
+                    f"X has values in [{lo:.6g}, {hi:.6g}], beyond the float32 range "
+                    f"(+/-{limit:.6g}) that the network trains in; rescale X (e.g. "
+                    "with StandardScaler)."
+                )
 
     # ------------------------------------------------------------------
     # resolved settings (properties of hyperparameters, never written back)
@@ -336,12 +346,19 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return self
 
     def _validate_fit_data(self, X, y, reset):
-        X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        # float64 and float32 are kept; anything else (uint8 images, ints)
+        # becomes float32, what the network trains on: half the memory of a
+        # float64 copy, and the same model (integers up to 2**24 are exact).
+        X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64])
         return X, None
 
     def _fit_unguarded(self, X, y, incremental):
         continuing = (incremental or self.warm_start) and hasattr(self, "_net")
+        # Integer or boolean arrays (uint8 images) are converted by
+        # validation into a new float32 array that nothing else references.
+        converted = isinstance(X, np.ndarray) and X.dtype.kind in "biu"
         X, y = self._validate_fit_data(X, y, reset=not continuing)
+        converted = converted and X.dtype == np.float32
         self._check_params(X)
         if incremental and self.early_stopping:
             raise ValueError(
@@ -377,15 +394,24 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         dev = torch.device(device)
         fork_devices = [dev.index or 0] if dev.type == "cuda" else []
+        if not continuing:
+            # Before the device copy exists, so that the statistics'
+            # temporaries and the copy are never held at the same time.
+            mean, scale = self._normalization_stats(X)
         with torch.random.fork_rng(devices=fork_devices):
             torch.manual_seed(seed)
-            X_t = torch.tensor(X, dtype=torch.float32, device=device)
+            # The one copy of the training data on the device; normalised in
+            # place, and batches are sliced from it. On the CPU, a float32
+            # array that validation just made is that copy already.
+            if converted and dev.type == "cpu":
+                X_t = torch.from_numpy(X)
+            else:
+                X_t = torch.tensor(X, dtype=torch.float32, device=device)
             y_t = self._to_target_tensor(y, device)
             if continuing:
                 module = copy.deepcopy(self.module_)
                 X_t.sub_(module.input_mean).div_(module.input_scale)
             else:
-                mean, scale = self._normalization_stats(X)
                 X_t.sub_(X_t.new_tensor(mean)).div_(X_t.new_tensor(scale))
                 module = self._init_module(X_t, y_t).to(device)
                 module.set_normalization(mean, scale)
@@ -439,7 +465,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         else:
             self.validation_scores_ = None
             self.best_validation_score_ = None
-            self.best_loss_ = min(self.loss_curve_)
+            # inf when no epoch finished (interrupted before the first).
+            self.best_loss_ = min(self.loss_curve_, default=float("inf"))
         self._inference = _InferenceCache()
         if not (incremental or stopping.stopped_ or net.interrupted_):
             warnings.warn(
@@ -498,9 +525,13 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             return np.zeros(n_features), np.ones(n_features)
         mean = X.mean(axis=0, dtype=np.float64)
         sq = np.zeros(n_features)
-        step = max(1, _CHUNK_ELEMENTS // n_features)
+        step = max(1, _CHUNK_ELEMENTS // 2 // n_features)  # 16 MB temporaries
         for start in range(0, n_samples, step):
-            sq += ((X[start : start + step] - mean) ** 2).sum(axis=0)
+            diff = X[start : start + step].astype(np.float64)
+            diff -= mean
+            diff *= diff
+            sq += diff.sum(axis=0)
+            del diff  # freed before the next chunk's is made
         var = sq / n_samples
         if mode == "global":
             total = float(np.sqrt(var.mean()))
@@ -606,6 +637,13 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             Per-sample scores.
         """
         X = self._check_inference_input(X)
+        if self._loss_name == "log_loss" and X.size:
+            lo, hi = float(X.min()), float(X.max())
+            if lo < 0 or hi > 1:
+                raise ValueError(
+                    "loss='log_loss' scores data in [0, 1]; got values in "
+                    f"[{lo:.6g}, {hi:.6g}]. Rescale X as it was for fit."
+                )
         return self._run(X, lambda m, x: self._score_samples_model(m, m.normalize(x)))
 
     def score(self, X, y=None):
@@ -627,6 +665,35 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             Mean per-sample score.
         """
         return float(np.mean(self.score_samples(X)))
+
+    # ------------------------------------------------------------------
+    # persistence
+    # ------------------------------------------------------------------
+    def save(self, path):
+        """Save the fitted estimator to ``path`` without pickle.
+
+        The file is a ``.npz`` archive: the hyperparameters and fitted
+        attributes as JSON, the network's weights and the optimiser's state
+        as plain numeric arrays, with the skae version, a format version and
+        checksums. :func:`skae.load` rebuilds the estimator from it and never
+        runs code from the file, so a model from an untrusted source is safe
+        to load. Outputs after loading are identical; a model fitted on a GPU
+        loads on a CPU-only machine. ``callbacks`` (arbitrary objects) cannot
+        be saved: set them to None first.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file; written atomically (a temporary file in the
+            same folder, then renamed).
+
+        See Also
+        --------
+        skae.load : Load a saved estimator.
+        """
+        from ._persistence import save
+
+        save(self, path)
 
     # ------------------------------------------------------------------
     # scikit-learn plumbing

@@ -13,7 +13,12 @@ from a stock skorch net, and why:
   the training input goes through ``estimator._corrupt`` first;
 * no hold-out unless early stopping is on, ``verbose=0`` prints nothing, and
   one callback implements scikit-learn MLP's stopping rule, restoring the
-  best weights when early stopping is on.
+  best weights when early stopping is on;
+* training faults lose nothing: a non-finite loss raises
+  :class:`TrainingDiverged` (with early stopping: the best weights are
+  restored and a warning is issued instead), and ``KeyboardInterrupt``
+  rolls the module and the optimiser back to the end of the last finished
+  epoch, with a warning.
 """
 
 import copy
@@ -81,8 +86,12 @@ class StoppingRule(Callback):
     ``best_loss - tol`` (or, with early stopping, when the validation score
     is not above ``best_score + tol``); training stops once misses exceed
     ``n_iter_no_change``. With early stopping the best weights are restored
-    at the end of training. A non-finite training loss raises
-    :class:`TrainingDiverged`.
+    at the end of training.
+
+    A non-finite training loss (or, with early stopping, validation score)
+    raises :class:`TrainingDiverged`; with early stopping and at least one
+    finite validation score it instead ends training with a warning, and the
+    best weights are restored as usual (``diverged_`` is then True).
     """
 
     def __init__(self, tol=1e-4, n_iter_no_change=10, early_stopping=False):
@@ -96,22 +105,38 @@ class StoppingRule(Callback):
         self.best_state_ = None
         self.misses_ = 0
         self.stopped_ = False
+        self.diverged_ = False
         self.active_ = True
         return self
 
     def on_train_begin(self, net, **kwargs):
         self.stopped_ = False
+        self.diverged_ = False
 
     def on_epoch_end(self, net, **kwargs):
         row = net.history[-1]
         loss = row["train_loss"]
-        if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"the training loss became {loss} at epoch {row['epoch']}"
-            )
+        what = f"the training loss became {loss} at epoch {row['epoch']}"
         if self.early_stopping:
             score = -row["valid_loss"]
             net.history.record("valid_score", score)
+            if not math.isfinite(score) and math.isfinite(loss):
+                loss = score
+                what = f"the validation score became {score} at epoch {row['epoch']}"
+        if not math.isfinite(loss):
+            if not (self.early_stopping and self.best_state_ is not None):
+                raise TrainingDiverged(what)
+            warnings.warn(
+                f"Training diverged: {what}; training stopped and the weights "
+                f"with the best validation score ({self.best_score_:.6g}) were "
+                f"restored. learning_rate_init={getattr(net, 'lr', None)} is "
+                "probably too high for this data.",
+                UserWarning,
+                stacklevel=2,
+            )
+            self.stopped_ = self.diverged_ = True
+            raise _StopTraining
+        if self.early_stopping:
             improved = score > self.best_score_ + self.tol
             if score > self.best_score_:
                 self.best_score_ = score
@@ -127,6 +152,22 @@ class StoppingRule(Callback):
     def on_train_end(self, net, **kwargs):
         if self.early_stopping and self.best_state_ is not None:
             net.module_.load_state_dict(self.best_state_)
+
+
+def _module_tensors(module):
+    return [t.detach() for t in module.state_dict(keep_vars=True).values()]
+
+
+def _shape(value):
+    return value.shape if torch.is_tensor(value) else None
+
+
+def _copy(state):
+    return {k: _clone(v) for k, v in state.items()}
+
+
+def _clone(value):
+    return value.detach().clone() if torch.is_tensor(value) else value
 
 
 class AutoencoderNet(NeuralNet):
@@ -241,28 +282,90 @@ class AutoencoderNet(NeuralNet):
         self.history.record(prefix + "_batch_count", n_batches)
         self.history.record(prefix + "_loss", (total / n_seen).item())
 
+    # -- rollback to the last finished epoch ---------------------------------
+    def _save_epoch_state(self):
+        """Copy what an epoch changes: module parameters and buffers (tied
+        weights once) and the optimiser's per-parameter state.
+
+        The copies go into buffers allocated on the first call and reused
+        while the structure is unchanged (about three copies of the weights
+        with Adam, no allocation per epoch; measured at 0.05-0.4% of an
+        epoch's time).
+        """
+        module = _module_tensors(self.module_)
+        optim = list(self.optimizer_.state.items())
+        key = (
+            [t.shape for t in module],
+            [(id(p), [(k, _shape(v)) for k, v in s.items()]) for p, s in optim],
+        )
+        old = self.__dict__.get("_epoch_state")
+        # An interrupt while copying leaves the buffers half-written; the
+        # live state is then the finished epoch itself, so it is kept.
+        self._epoch_state_ready = False
+        with torch.no_grad():
+            if old is None or old[0] != key:
+                buffers = [t.clone() for t in module], [(p, _copy(s)) for p, s in optim]
+            else:
+                buffers = old[1]
+                for dst, src in zip(buffers[0], module):
+                    dst.copy_(src)
+                for (_, dst), (_, src) in zip(buffers[1], optim):
+                    for k, v in src.items():
+                        if torch.is_tensor(v):
+                            dst[k].copy_(v)
+                        else:
+                            dst[k] = v
+        self._epoch_state = (key, buffers, len(self.history))
+        self._epoch_state_ready = True
+
+    def _restore_epoch_state(self):
+        if not self._epoch_state_ready:
+            return
+        _, (module_saved, optim_saved), n_rows = self._epoch_state
+        with torch.no_grad():
+            for dst, src in zip(_module_tensors(self.module_), module_saved):
+                dst.copy_(src)
+        self.optimizer_.state.clear()
+        for p, saved in optim_saved:
+            self.optimizer_.state[p] = _copy(saved)
+        del self.history[n_rows:]
+
+    def notify(self, method_name, **cb_kwargs):
+        super().notify(method_name, **cb_kwargs)
+        if method_name == "on_epoch_end":
+            # Every callback has run: the epoch is finished.
+            self._save_epoch_state()
+
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Train for ``max_epochs`` epochs, stopping early when the rule says.
 
-        As in :meth:`skorch.NeuralNet.partial_fit`, but ``KeyboardInterrupt``
-        becomes a warning (as in scikit-learn's MLP) and a stop by
-        :class:`StoppingRule` is a normal end of training.
+        As in :meth:`skorch.NeuralNet.partial_fit`, but a stop by
+        :class:`StoppingRule` is a normal end of training, and
+        ``KeyboardInterrupt`` becomes a warning (as in scikit-learn's MLP):
+        the module, the optimiser and the history are rolled back to the end
+        of the last finished epoch (to the start of this call if no epoch
+        finished), so the model is usable and consistent.
         """
         if not self.initialized_:
             self.initialize()
         self.interrupted_ = False
         self.notify("on_train_begin", X=X, y=y)
+        self._save_epoch_state()
         try:
             self.fit_loop(X, y, **fit_params)
         except _StopTraining:
             pass
         except KeyboardInterrupt:
             self.interrupted_ = True
+            self._restore_epoch_state()
             warnings.warn(
                 "Training interrupted by the user; the model keeps the weights "
-                "reached so far.",
+                "of the last finished epoch.",
                 UserWarning,
                 stacklevel=3,
             )
+        finally:
+            self.__dict__.pop("_epoch_state", None)
+            self.__dict__.pop("_epoch_state_ready", None)
         self.notify("on_train_end", X=X, y=y)
         return self
