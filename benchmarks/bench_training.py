@@ -14,7 +14,6 @@ import statistics
 import time
 import warnings
 
-import numpy as np
 import torch
 from _data import load_mnist_test
 
@@ -50,9 +49,16 @@ def hand_loop(X, hidden, k, batch_size, epochs, seed, fused):
 
 def skae_fit(X, hidden, k, batch_size, epochs, seed):
     ae = AutoencoderTransformer(
-        k, hidden_layer_sizes=hidden, batch_size=batch_size, max_iter=epochs,
-        alpha=0.0, normalize=None, tol=0.0, n_iter_no_change=epochs,
-        random_state=seed, device="cpu",
+        k,
+        hidden_layer_sizes=hidden,
+        batch_size=batch_size,
+        max_iter=epochs,
+        alpha=0.0,
+        normalize=None,
+        tol=0.0,
+        n_iter_no_change=epochs,
+        random_state=seed,
+        device="cpu",
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -67,7 +73,9 @@ def timed(fn, *args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--mnist-dir", default=None)
     parser.add_argument("--n-samples", type=int, default=8000)
@@ -79,9 +87,13 @@ def main(argv=None):
     X, _ = load_mnist_test(args.mnist_dir)
     X = X[: (256 if args.quick else args.n_samples)]
     fused = fused_adam_supported("cpu")
-    print(f"torch {torch.__version__}, {args.threads} thread(s), {len(X)} MNIST images, "
-          f"Adam fused={fused} on both sides")
-    print(f"{'model':<22}{'batch':>6}{'epochs':>7}{'hand s/epoch':>14}{'skae s/epoch':>14}{'ratio':>7}")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), {len(X)} MNIST images, "
+        f"Adam fused={fused} on both sides"
+    )
+    print(
+        f"{'model':<22}{'batch':>6}{'epochs':>7}{'hand s/epoch':>14}{'skae s/epoch':>14}{'ratio':>7}"
+    )
     rows = []
     for name, (hidden, k) in MODELS.items():
         for batch_size in (32, 256):
@@ -96,8 +108,14 @@ def main(argv=None):
                 hand.append(h)
                 ours.append(s)
                 ratios.append(s / h)
-            row = (name, batch_size, epochs, statistics.median(hand), statistics.median(ours),
-                   statistics.median(ratios))
+            row = (
+                name,
+                batch_size,
+                epochs,
+                statistics.median(hand),
+                statistics.median(ours),
+                statistics.median(ratios),
+            )
             rows.append(row)
             print(f"{row[0]:<22}{row[1]:>6}{row[2]:>7}{row[3]:>14.4f}{row[4]:>14.4f}{row[5]:>7.3f}")
     return rows

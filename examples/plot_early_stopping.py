@@ -22,8 +22,14 @@ from skae import AutoencoderTransformer
 X, _ = load_digits(return_X_y=True)
 X_train, X_test = X[:400], X[400:]
 
-common = dict(n_components=8, hidden_layer_sizes=(512, 256), learning_rate_init=3e-3,
-              max_iter=150, tol=0.0, random_state=0)
+common = dict(
+    n_components=8,
+    hidden_layer_sizes=(512, 256),
+    learning_rate_init=3e-3,
+    max_iter=150,
+    tol=0.0,
+    random_state=0,
+)
 plain = AutoencoderTransformer(**common, n_iter_no_change=150)
 stopped = AutoencoderTransformer(**common, early_stopping=True, n_iter_no_change=10)
 with warnings.catch_warnings():
@@ -40,13 +46,21 @@ for name, model in [("no early stopping", plain), ("early stopping", stopped)]:
 # the squared error per image), like ``score``. Hence two axes.
 fig, ax = plt.subplots(figsize=(7, 4))
 ax.plot(np.arange(1, plain.n_iter_ + 1), plain.loss_curve_, label="training objective, no stopping")
-ax.plot(np.arange(1, stopped.n_iter_ + 1), stopped.loss_curve_, label="training objective, early stopping")
+ax.plot(
+    np.arange(1, stopped.n_iter_ + 1),
+    stopped.loss_curve_,
+    label="training objective, early stopping",
+)
 ax.set_yscale("log")
 ax.set_xlabel("epoch")
 ax.set_ylabel("training objective (normalised units)")
 ax2 = ax.twinx()
-ax2.plot(np.arange(1, stopped.n_iter_ + 1), -np.asarray(stopped.validation_scores_),
-         color="C2", label="validation error, early stopping")
+ax2.plot(
+    np.arange(1, stopped.n_iter_ + 1),
+    -np.asarray(stopped.validation_scores_),
+    color="C2",
+    label="validation error, early stopping",
+)
 ax2.set_ylabel("validation squared error per image")
 best = int(np.argmax(stopped.validation_scores_)) + 1
 ax.axvline(best, color="gray", linestyle=":", label=f"best epoch ({best}), restored")

@@ -23,9 +23,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from skae import AutoencoderTransformer
 
 X, y = load_digits(return_X_y=True)
-X_train, X_test, y_train, y_test = train_test_split(
-    X, y, test_size=0.3, stratify=y, random_state=0
-)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
 
 
 def held_out_error(model):
@@ -86,8 +84,12 @@ n = 8
 fig, axes = plt.subplots(3, n, figsize=(n, 3.3))
 rows = [
     ("original", X_test[:n]),
-    ("autoencoder", models[16]["autoencoder"].inverse_transform(
-        models[16]["autoencoder"].transform(X_test[:n]))),
+    (
+        "autoencoder",
+        models[16]["autoencoder"].inverse_transform(
+            models[16]["autoencoder"].transform(X_test[:n])
+        ),
+    ),
     ("PCA", models[16]["PCA"].inverse_transform(models[16]["PCA"].transform(X_test[:n]))),
 ]
 for r, (label, images) in enumerate(rows):

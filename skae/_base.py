@@ -37,29 +37,37 @@ _TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torc
 
 
 class _InferenceCache:
-    """Per-dtype copies of the fitted module, built lazily for inference.
+    """Per-dtype inference entries ``(module, device, widest layer)``.
 
-    float64 input runs through a float64 copy of the weights so results do
-    not depend on how rows are batched (scikit-learn's subset-invariance
-    checks compare at 1e-7). Equality is identity, so ``check_dict_unchanged``
-    does not see a lazily filled cache as a changed estimator.
+    float64 input runs through a float64 copy of the fitted module, built
+    lazily with the exact float64 normalisation statistics, so results do not
+    depend on how rows are batched (scikit-learn's subset-invariance checks
+    compare at 1e-7). Caching the device and the widest layer keeps a
+    one-row ``transform`` from walking the module's parameters every call.
+    Equality is identity, so ``check_dict_unchanged`` does not see a lazily
+    filled cache as a changed estimator; a lock makes concurrent first calls
+    from several threads build one copy.
     """
 
     def __init__(self):
-        self._modules = {}
+        self._entries = {}
         self._lock = threading.Lock()
 
-    def get(self, module, dtype, mean=None, scale=None):
-        if dtype == next(module.parameters()).dtype:
-            return module
-        with self._lock:
-            if dtype not in self._modules:
-                copied = copy.deepcopy(module).to(dtype).eval()
-                if mean is not None:
-                    # Exact float64 statistics, not the float32 buffers upcast.
-                    copied.set_normalization(mean, scale)
-                self._modules[dtype] = copied
-            return self._modules[dtype]
+    def get(self, module, dtype, mean, scale):
+        entry = self._entries.get(dtype)
+        if entry is None:
+            with self._lock:
+                entry = self._entries.get(dtype)
+                if entry is None:
+                    params = list(module.parameters())
+                    if params[0].dtype != dtype:
+                        module = copy.deepcopy(module).to(dtype).eval()
+                        # Exact statistics, not the float32 buffers upcast.
+                        module.set_normalization(mean, scale)
+                    widths = [p.shape[0] for p in params if p.dim() == 2]
+                    entry = (module, params[0].device, max(widths, default=1))
+                    self._entries[dtype] = entry
+        return entry
 
 
 class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -198,12 +206,21 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         output : tuple of Tensor
             ``module(x_in)``: decoder pre-activations first, code second.
         """
-        loss = net.criterion_(output[0], x).mean()
+        loss = self._reconstruction_loss(net, x, output).mean()
+        return loss + self._penalty(net, x, output)
+
+    def _reconstruction_loss(self, net, x, output):
+        """Per-sample reconstruction term (the skorch criterion's value)."""
+        return net.criterion_(output[0], x)
+
+    def _penalty(self, net, x, output):
+        """Weight decay (``alpha``, as MLP) and code sparsity, a scalar."""
+        penalty = 0.0
         if self.alpha:
-            loss = loss + self.alpha * l2_penalty(net.module_.weights()) / len(x)
+            penalty = self.alpha * l2_penalty(net.module_.weights()) / len(x)
         if self.sparsity_weight:
-            loss = loss + self.sparsity_weight * l1_activity(output[1]).mean()
-        return loss
+            penalty = penalty + self.sparsity_weight * l1_activity(output[1]).mean()
+        return penalty
 
     def _score_samples_model(self, module, x, y=None):
         """Per-sample score (higher is better) for normalised ``x``.
@@ -277,7 +294,10 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     @property
     def _loss_name(self):
-        return self.loss
+        # The loss the model was fitted with: scoring a fitted model must not
+        # change when the hyperparameter is set to something else afterwards.
+        spec = getattr(self, "_fit_spec", None)
+        return spec["loss"] if spec is not None else self.loss
 
     @property
     def _output_activation(self):
@@ -384,6 +404,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     f"Got batch_size={self.batch_size} larger than n_samples="
                     f"{n_samples}; it is clipped to {n_samples}.",
                     UserWarning,
+                    stacklevel=4,
                 )
             batch_size = min(self.batch_size, n_samples)
         epochs = 1 if incremental else self.max_iter
@@ -440,7 +461,6 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 ) from None
         net.module_.eval()
 
-        history = net.history
         self._net = net
         self.module_ = net.module_
         self._fit_spec = self._module_spec(X.shape[1])
@@ -473,6 +493,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 f"{type(self).__name__}: maximum iterations ({self.max_iter}) "
                 "reached and the optimization hasn't converged yet.",
                 ConvergenceWarning,
+                stacklevel=4,
             )
         return self
 
@@ -556,14 +577,20 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     # ------------------------------------------------------------------
     # inference
     # ------------------------------------------------------------------
+    def _inference_entry(self, dtype):
+        """``(module, device, widest layer)`` to run inputs of numpy ``dtype``."""
+        return self._inference.get(
+            self.module_, _TORCH_DTYPES[np.dtype(dtype)], self.mean_, self.scale_
+        )
+
+    def _inference_module(self, dtype):
+        """The fitted module in the precision of numpy ``dtype`` (eval mode)."""
+        return self._inference_entry(dtype)[0]
+
     def _run(self, X, fn, out_dtype=None):
         """Apply ``fn(module, x_tensor)`` to X in bounded chunks, no autograd."""
-        dtype = _TORCH_DTYPES[X.dtype]
-        module = self._inference.get(self.module_, dtype, self.mean_, self.scale_)
-        device = next(self.module_.parameters()).device
-        width = max(p.shape[0] for p in module.parameters() if p.dim() == 2)
-        width = max(width, X.shape[1])
-        step = max(1, _CHUNK_ELEMENTS // width)
+        module, device, width = self._inference_entry(X.dtype)
+        step = max(1, _CHUNK_ELEMENTS // max(width, X.shape[1]))
         outs = []
         with torch.inference_mode():
             for start in range(0, X.shape[0], step):

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from ._base import _CHUNK_ELEMENTS, _TORCH_DTYPES, _BaseAutoencoder
+from ._base import _CHUNK_ELEMENTS, _BaseAutoencoder
 from ._docstrings import fill_doc
 from ._losses import (
     contractive_penalty,
@@ -247,8 +247,7 @@ class ContractiveAE(_BaseAutoencoder):
             The Jacobians, in X's floating dtype.
         """
         X = self._check_inference_input(X)
-        dtype = _TORCH_DTYPES[X.dtype]
-        module = self._inference.get(self.module_, dtype, self.mean_, self.scale_)
+        module = self._inference_module(X.dtype)
         device = next(self.module_.parameters()).device
         n_samples, n_features = X.shape
         k = self.n_components_

@@ -9,8 +9,6 @@ from ._base import _BaseAutoencoder
 from ._docstrings import fill_doc
 from ._losses import (
     gaussian_kl,
-    l1_activity,
-    l2_penalty,
     log_loss_with_logits,
     squared_error,
 )
@@ -275,21 +273,20 @@ class VariationalAE(_BaseAutoencoder):
         log_jacobian = torch.log(module.input_scale).sum()
         return -0.5 * (sse / var + log_norm) - log_jacobian
 
-    def _loss(self, net, x, x_in, y, output):
-        # The base's reconstruction term is squared error without the
-        # Gaussian's 1 / (2 s^2) and constants, so the objective is built
-        # here from the same log-likelihood as score_samples; the alpha and
-        # sparsity penalties are the base's.
+    def _reconstruction_loss(self, net, x, output):
+        # -log p(x|z) from the same log-likelihood as score_samples (the
+        # base's criterion is squared error without the Gaussian's
+        # 1 / (2 s^2) and constants).
         module = net.module_
-        decoded, mean, log_var = output
         fit_noise = module.training and torch.is_grad_enabled()
-        log_lik = self._log_likelihood(module, decoded, x, fit_noise=fit_noise)
-        loss = (self.beta * gaussian_kl(mean, log_var) - log_lik).mean()
-        if self.alpha:
-            loss = loss + self.alpha * l2_penalty(module.weights()) / len(x)
-        if self.sparsity_weight:
-            loss = loss + self.sparsity_weight * l1_activity(mean).mean()
-        return loss
+        return -self._log_likelihood(module, output[0], x, fit_noise=fit_noise)
+
+    def _loss(self, net, x, x_in, y, output):
+        # Negative ELBO with the KL weighted by beta, plus the base's alpha
+        # and sparsity penalties (sparsity acts on the posterior mean).
+        _, mean, log_var = output
+        kl = gaussian_kl(mean, log_var).mean()
+        return super()._loss(net, x, x_in, y, output) + self.beta * kl
 
     def _score_samples_model(self, module, x, y=None):
         """Per-sample ELBO (beta = 1) with the fixed draws of the Notes."""

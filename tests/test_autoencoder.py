@@ -62,8 +62,15 @@ def test_normalization_makes_raw_data_work():
     k = 2
     pca_err = _error(PCA(n_components=k).fit(X), X)
     common = dict(
-        hidden_layer_sizes=(), activation="identity", alpha=0.0, batch_size=32,
-        learning_rate_init=1e-2, max_iter=400, tol=0.0, n_iter_no_change=400, **CPU,
+        hidden_layer_sizes=(),
+        activation="identity",
+        alpha=0.0,
+        batch_size=32,
+        learning_rate_init=1e-2,
+        max_iter=400,
+        tol=0.0,
+        n_iter_no_change=400,
+        **CPU,
     )
     ae = AutoencoderTransformer(k, **common).fit(X)
     raw = AutoencoderTransformer(k, normalize=None, **common).fit(X)
@@ -96,7 +103,9 @@ def test_feature_normalization_and_constant_feature(rng):
 
 def test_tied_weights_train_and_count(digits):
     X, _ = digits
-    tied = AutoencoderTransformer(4, hidden_layer_sizes=(16,), tied_weights=True, max_iter=5, **CPU).fit(X)
+    tied = AutoencoderTransformer(
+        4, hidden_layer_sizes=(16,), tied_weights=True, max_iter=5, **CPU
+    ).fit(X)
     untied = AutoencoderTransformer(4, hidden_layer_sizes=(16,), max_iter=5, **CPU).fit(X)
     n_tied = sum(p.numel() for p in tied.module_.parameters())
     n_untied = sum(p.numel() for p in untied.module_.parameters())
@@ -107,7 +116,9 @@ def test_tied_weights_train_and_count(digits):
 def test_log_loss_on_unit_interval(digits):
     X, _ = digits
     X01 = X / 16.0
-    ae = AutoencoderTransformer(8, loss="log_loss", hidden_layer_sizes=(32,), max_iter=20, **CPU).fit(X01)
+    ae = AutoencoderTransformer(
+        8, loss="log_loss", hidden_layer_sizes=(32,), max_iter=20, **CPU
+    ).fit(X01)
     recon = ae.inverse_transform(ae.transform(X01))
     assert recon.min() > 0 and recon.max() < 1  # Bernoulli means
     assert ae.loss_curve_[-1] < ae.loss_curve_[0]
@@ -132,8 +143,14 @@ def test_sparsity_lowers_mean_absolute_code(digits):
 def test_early_stopping_stops_and_restores_best(digits):
     X, _ = digits
     ae = AutoencoderTransformer(
-        4, hidden_layer_sizes=(256,), early_stopping=True, n_iter_no_change=3,
-        learning_rate_init=1e-2, max_iter=200, tol=0.0, **CPU,
+        4,
+        hidden_layer_sizes=(256,),
+        early_stopping=True,
+        n_iter_no_change=3,
+        learning_rate_init=1e-2,
+        max_iter=200,
+        tol=0.0,
+        **CPU,
     ).fit(X[:300])
     assert ae.n_iter_ < 200
     assert len(ae.validation_scores_) == ae.n_iter_

@@ -128,9 +128,7 @@ def test_failed_fit_leaves_fitted_estimator_unchanged(digits, bad_X, exc, match)
 
 def test_divergence_is_a_clear_error_and_changes_nothing(digits):
     X, _ = digits
-    ae = AutoencoderTransformer(
-        3, solver="sgd", learning_rate_init=1e4, max_iter=5, **CPU
-    )
+    ae = AutoencoderTransformer(3, solver="sgd", learning_rate_init=1e4, max_iter=5, **CPU)
     with pytest.raises(ValueError, match=r"diverged.*learning_rate_init=10000"):
         ae.fit(X)
     assert not hasattr(ae, "module_") and not hasattr(ae, "n_features_in_")
@@ -191,7 +189,11 @@ def test_batch_size_auto_and_clipping(digits):
 def test_get_feature_names_out(digits):
     X, _ = digits
     names = _fitted(X).get_feature_names_out()
-    assert list(names) == ["autoencodertransformer0", "autoencodertransformer1", "autoencodertransformer2"]
+    assert list(names) == [
+        "autoencodertransformer0",
+        "autoencodertransformer1",
+        "autoencodertransformer2",
+    ]
 
 
 def test_score_samples_ranks_outliers(digits):

@@ -233,7 +233,7 @@ def test_jacobian_matches_finite_differences_in_user_units(digits):
     np.testing.assert_allclose(J, fd, atol=1e-7 * np.abs(J).max())
     # Constant pixels get scale 1 under normalize='feature'; the rest are
     # divided by their standard deviation: J * scale_ is the network's Jacobian.
-    module = cae._inference.get(cae.module_, torch.float64, cae.mean_, cae.scale_)
+    module = cae._inference_module(np.float64)
     x = module.normalize(torch.tensor(X0))
     net_jac = encoder_jacobian(module.encode, x)
     np.testing.assert_allclose(J * cae.scale_, net_jac.numpy(), rtol=1e-10, atol=1e-14)

@@ -265,7 +265,7 @@ def test_concurrent_calls_match_serial_calls(cls, X):
     est = make(cls, max_iter=2).fit(X)
     serial_est = pickle.loads(pickle.dumps(est))
     # est's float64 inference copy is built lazily: the threads race to build it.
-    assert not est._inference._modules
+    assert not est._inference._entries
     Z = serial_est.transform(X)
     jobs = []
     for i in range(48):

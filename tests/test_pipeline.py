@@ -56,8 +56,10 @@ def test_grid_search_swaps_reducers_in_parallel(small_digits):
     )
     grid = [
         {"reduce": [PCA()], "reduce__n_components": [4, 8]},
-        {"reduce": [NeighborhoodComponentsAnalysis(max_iter=10, random_state=0)],
-         "reduce__n_components": [4]},
+        {
+            "reduce": [NeighborhoodComponentsAnalysis(max_iter=10, random_state=0)],
+            "reduce__n_components": [4],
+        },
     ] + [{"reduce": [fast(cls)], "reduce__n_components": [4, 8]} for cls in ESTIMATORS]
     search = GridSearchCV(pipe, grid, cv=2, n_jobs=2, error_score="raise").fit(X, y)
     names = [type(p["reduce"]).__name__ for p in search.cv_results_["params"]]
@@ -86,8 +88,13 @@ def test_unsupervised_search_ranks_by_score(cls, small_digits):
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
 def test_cross_val_clone_set_params(cls, small_digits):
     X, y = small_digits
-    pipe = Pipeline([("scale", MinMaxScaler()), ("reduce", fast(cls)),
-                     ("clf", LogisticRegression(max_iter=200))])
+    pipe = Pipeline(
+        [
+            ("scale", MinMaxScaler()),
+            ("reduce", fast(cls)),
+            ("clf", LogisticRegression(max_iter=200)),
+        ]
+    )
     pipe.set_params(reduce__n_components=6, reduce__max_iter=3)
     assert pipe.get_params()["reduce__n_components"] == 6
     copied = clone(pipe)
@@ -107,8 +114,9 @@ def test_pandas_feature_union_column_transformer(cls, small_digits):
     union.set_output(transform="pandas")
     out = union.fit_transform(df)
     assert list(out.columns) == ["pca__pca0", "pca__pca1"] + [f"ae__{prefix}{i}" for i in range(3)]
-    ct = ColumnTransformer([("ae", fast(cls, n_components=2), [f"px{i}" for i in range(32)])],
-                           remainder="drop")
+    ct = ColumnTransformer(
+        [("ae", fast(cls, n_components=2), [f"px{i}" for i in range(32)])], remainder="drop"
+    )
     assert ct.fit_transform(df).shape == (300, 2)
     pipe = Pipeline([("scale", MinMaxScaler()), ("reduce", fast(cls, n_components=2))])
     pipe.fit(df)

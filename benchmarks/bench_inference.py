@@ -1,0 +1,84 @@
+"""Inference latency: ``transform`` against PCA.transform and a bare forward pass.
+
+* one-row ``transform`` latency of AutoencoderTransformer / PCA.transform
+  (both pay scikit-learn's input validation);
+* 2,000-row ``transform`` time / the bare ``module.encode`` on a ready tensor
+  (what the estimator adds: validation, normalisation, conversion).
+
+Both on the MNIST test images (784 pixels), float32 and float64 input.
+
+    python benchmarks/bench_inference.py
+    python benchmarks/bench_inference.py --quick
+"""
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+from _data import load_mnist_test
+from sklearn.decomposition import PCA
+
+from skae import AutoencoderTransformer
+
+
+def per_call(fn, repeats, inner):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--mnist-dir", default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    repeats, inner = (3, 20) if args.quick else (7, 200)
+
+    X, _ = load_mnist_test(args.mnist_dir)
+    X_train = X[:2000]
+    pca = PCA(n_components=30).fit(X_train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ae = AutoencoderTransformer(
+            30, hidden_layer_sizes=(256,), max_iter=1, random_state=0, device="cpu"
+        ).fit(X_train)
+    print(f"torch {torch.__version__}, {args.threads} thread(s); model 784-256-30")
+    print(f"{'measure':<44}{'dtype':>8}{'skae ms':>10}{'ref ms':>10}{'ratio':>8}")
+    for dtype in (np.float32, np.float64):
+        one = X[2000:2001].astype(dtype)
+        many = X[2000:4000].astype(dtype)
+        t_ae = per_call(lambda one=one: ae.transform(one), repeats, inner)
+        t_pca = per_call(lambda one=one: pca.transform(one), repeats, inner)
+        print(
+            f"{'1-row transform vs PCA.transform':<44}{np.dtype(dtype).name:>8}"
+            f"{1e3 * t_ae:>10.3f}{1e3 * t_pca:>10.3f}{t_ae / t_pca:>8.2f}"
+        )
+        ae.transform(many)  # builds the float64 copy once
+        module = ae._inference_module(dtype)
+        x_ready = module.normalize(torch.from_numpy(many))
+
+        def bare(module=module, x_ready=x_ready):
+            with torch.inference_mode():
+                module.encode(x_ready)
+
+        t_big = per_call(lambda many=many: ae.transform(many), repeats, max(1, inner // 20))
+        t_bare = per_call(bare, repeats, max(1, inner // 20))
+        print(
+            f"{'2,000-row transform vs bare module.encode':<44}{np.dtype(dtype).name:>8}"
+            f"{1e3 * t_big:>10.3f}{1e3 * t_bare:>10.3f}{t_big / t_bare:>8.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
