@@ -44,127 +44,127 @@ def _score_draws(n_components, like):
 class VariationalAE(_BaseAutoencoder):
     r"""Variational autoencoder (VAE) with a Gaussian encoder.
 
-        A latent-variable model ``p(x) = int p(x|z) p(z) dz`` with prior
-        ``p(z) = N(0, I)`` over ``n_components`` dimensions and a decoder
-        network giving ``p(x|z)``. An encoder network gives the approximate
-        posterior ``q(z|x) = N(mu(x), diag(sigma^2(x)))``. Both are trained by
-        maximising the evidence lower bound (ELBO), a lower bound on the
-        log-likelihood::
+    A latent-variable model ``p(x) = int p(x|z) p(z) dz`` with prior
+    ``p(z) = N(0, I)`` over ``n_components`` dimensions and a decoder
+    network giving ``p(x|z)``. An encoder network gives the approximate
+    posterior ``q(z|x) = N(mu(x), diag(sigma^2(x)))``. Both are trained by
+    maximising the evidence lower bound (ELBO), a lower bound on the
+    log-likelihood::
 
-            log p(x) >= ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || N(0, I))
+        log p(x) >= ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || N(0, I))
 
-        with the KL term in closed form,
-        ``KL = 0.5 * sum_k (mu_k^2 + sigma_k^2 - log sigma_k^2 - 1)``, and the
-        expectation estimated by one draw ``z = mu + sigma * eps``,
-        ``eps ~ N(0, I)`` per sample and step (the reparameterisation trick).
-        The training objective is the batch mean of
-        ``-E_q[log p(x|z)] + beta * KL`` plus the ``alpha`` and
-        ``sparsity_weight`` penalties; ``beta=1`` is the standard VAE and other
-        values give the beta-VAE.
+    with the KL term in closed form,
+    ``KL = 0.5 * sum_k (mu_k^2 + sigma_k^2 - log sigma_k^2 - 1)``, and the
+    expectation estimated by one draw ``z = mu + sigma * eps``,
+    ``eps ~ N(0, I)`` per sample and step (the reparameterisation trick).
+    The training objective is the batch mean of
+    ``-E_q[log p(x|z)] + beta * KL`` plus the ``alpha`` and
+    ``sparsity_weight`` penalties; ``beta=1`` is the standard VAE and other
+    values give the beta-VAE.
 
-        The decoder likelihood follows ``loss``:
+    The decoder likelihood follows ``loss``:
 
-        * ``'squared_error'``: Gaussian ``p(x|z) = N(g(z), s^2 I)`` in the
-          normalised space (see ``normalize``), with one noise variance ``s^2``
-          shared by all features. It is fitted alongside the networks: after
-          every training batch it moves 10% of the way to the batch's mean
-          squared error per feature, the value that maximises the ELBO for the
-          current decoder (floor 1e-6). Its value in the units of X is
-          ``noise_variance_``.
-        * ``'log_loss'``: Bernoulli ``p(x|z) = prod_j p_j^x_j (1 - p_j)^(1 - x_j)``
-          with ``p = sigmoid(g(z))``, for data in [0, 1]. For binary data this is
-          a proper likelihood; for grey levels it is the usual cross-entropy
-          objective, not the density of a distribution over [0, 1].
+    * ``'squared_error'``: Gaussian ``p(x|z) = N(g(z), s^2 I)`` in the
+      normalised space (see ``normalize``), with one noise variance ``s^2``
+      shared by all features. It is fitted alongside the networks: after
+      every training batch it moves 10% of the way to the batch's mean
+      squared error per feature, the value that maximises the ELBO for the
+      current decoder (floor 1e-6). Its value in the units of X is
+      ``noise_variance_``.
+    * ``'log_loss'``: Bernoulli ``p(x|z) = prod_j p_j^x_j (1 - p_j)^(1 - x_j)``
+      with ``p = sigmoid(g(z))``, for data in [0, 1]. For binary data this is
+      a proper likelihood; for grey levels it is the usual cross-entropy
+      objective, not the density of a distribution over [0, 1].
 
-        ``transform`` returns the posterior mean ``mu(x)`` (no sampling),
-        ``inverse_transform`` the decoder's mean ``E[x|z]`` and :meth:`sample`
-        decodes draws from the prior. :meth:`score_samples` returns the ELBO of
-        each sample in nats, in the units of X, with ``beta = 1`` whatever the
-        training ``beta`` (so models fitted with different ``beta`` are ranked
-        on one scale by ``GridSearchCV``).
+    ``transform`` returns the posterior mean ``mu(x)`` (no sampling),
+    ``inverse_transform`` the decoder's mean ``E[x|z]`` and :meth:`sample`
+    decodes draws from the prior. :meth:`score_samples` returns the ELBO of
+    each sample in nats, in the units of X, with ``beta = 1`` whatever the
+    training ``beta`` (so models fitted with different ``beta`` are ranked
+    on one scale by ``GridSearchCV``).
 
-        Parameters
-        ----------
+    Parameters
+    ----------
     {base_parameters}
 
-        beta : float, default=1.0
-            Weight of the KL term in the training objective. 1.0 is the
-            standard VAE; larger values push ``q(z|x)`` towards the prior
-            (smoother, less detailed codes), smaller ones favour
-            reconstruction. Scores always use the true ELBO (``beta = 1``).
+    beta : float, default=1.0
+        Weight of the KL term in the training objective. 1.0 is the
+        standard VAE; larger values push ``q(z|x)`` towards the prior
+        (smoother, less detailed codes), smaller ones favour
+        reconstruction. Scores always use the true ELBO (``beta = 1``).
 
-        Attributes
-        ----------
+    Attributes
+    ----------
     {base_attributes}
 
-        noise_variance_ : ndarray of shape (n_features,) or None
-            Variance of the Gaussian decoder for each feature, in the units of
-            X (the shared normalised-space variance times ``scale_ ** 2``);
-            None for ``loss='log_loss'``.
+    noise_variance_ : ndarray of shape (n_features,) or None
+        Variance of the Gaussian decoder for each feature, in the units of
+        X (the shared normalised-space variance times ``scale_ ** 2``);
+        None for ``loss='log_loss'``.
 
-        See Also
-        --------
-        AutoencoderTransformer : Deterministic autoencoder.
-        sklearn.decomposition.PCA : Probabilistic PCA, the linear Gaussian
-            latent-variable model; its ``score`` is a log-likelihood too.
-        sklearn.neighbors.KernelDensity : Nonparametric density with the same
-            ``sample`` and ``score_samples`` interface.
-        sklearn.mixture.GaussianMixture : Discrete latent-variable density
-            model.
+    See Also
+    --------
+    AutoencoderTransformer : Deterministic autoencoder.
+    sklearn.decomposition.PCA : Probabilistic PCA, the linear Gaussian
+        latent-variable model; its ``score`` is a log-likelihood too.
+    sklearn.neighbors.KernelDensity : Nonparametric density with the same
+        ``sample`` and ``score_samples`` interface.
+    sklearn.mixture.GaussianMixture : Discrete latent-variable density
+        model.
 
-        Notes
-        -----
-        :meth:`score_samples` estimates ``E_q[log p(x|z)]`` with one fixed set
-        of ``L = max(16, 2 * n_components)`` draws ``eps_1..eps_L`` shared by
-        every sample: ``ELBO(x_i) = (1/L) sum_l log p(x_i | mu_i + sigma_i *
-        eps_l) - KL_i``. The draws are standard normals of shape
-        ``(L, n_components)`` from a ``torch.Generator`` seeded with 0, then
-        centred and whitened (moment matching) so that their sample mean is
-        exactly 0 and their sample covariance exactly I; this makes the
-        estimate exact whenever ``log p(x|z)`` is quadratic in ``z`` and, in our
-        measurements on digits, cut the Monte Carlo error of the mean score
-        from about 0.3 to about 0.03 nats. The result is deterministic and does
-        not depend on which other rows are scored with ``x_i``. For the
-        Gaussian decoder it includes the constants
-        ``-0.5 * n_features * log(2 pi s^2)`` and the log-Jacobian of the
-        normalisation, ``-sum_j log(scale_j)``, so it is a lower bound on the
-        log-density of X in its own units (up to that Monte Carlo error),
-        comparable with :meth:`sklearn.decomposition.PCA.score_samples`.
+    Notes
+    -----
+    :meth:`score_samples` estimates ``E_q[log p(x|z)]`` with one fixed set
+    of ``L = max(16, 2 * n_components)`` draws ``eps_1..eps_L`` shared by
+    every sample: ``ELBO(x_i) = (1/L) sum_l log p(x_i | mu_i + sigma_i *
+    eps_l) - KL_i``. The draws are standard normals of shape
+    ``(L, n_components)`` from a ``torch.Generator`` seeded with 0, then
+    centred and whitened (moment matching) so that their sample mean is
+    exactly 0 and their sample covariance exactly I; this makes the
+    estimate exact whenever ``log p(x|z)`` is quadratic in ``z`` and, in our
+    measurements on digits, cut the Monte Carlo error of the mean score
+    from about 0.3 to about 0.03 nats. The result is deterministic and does
+    not depend on which other rows are scored with ``x_i``. For the
+    Gaussian decoder it includes the constants
+    ``-0.5 * n_features * log(2 pi s^2)`` and the log-Jacobian of the
+    normalisation, ``-sum_j log(scale_j)``, so it is a lower bound on the
+    log-density of X in its own units (up to that Monte Carlo error),
+    comparable with :meth:`sklearn.decomposition.PCA.score_samples`.
 
-        ``loss_curve_`` holds the training objective (minus the ``beta``-weighted
-        ELBO, one draw per sample, plus penalties), and with
-        ``early_stopping=True`` ``validation_scores_`` holds the mean ELBO of the
-        held-out fraction. ``code_activation`` applies to the mean head;
-        ``sparsity_weight`` penalises the posterior mean.
+    ``loss_curve_`` holds the training objective (minus the ``beta``-weighted
+    ELBO, one draw per sample, plus penalties), and with
+    ``early_stopping=True`` ``validation_scores_`` holds the mean ELBO of the
+    held-out fraction. ``code_activation`` applies to the mean head;
+    ``sparsity_weight`` penalises the posterior mean.
 
-        References
-        ----------
-        .. [1] D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes",
-           International Conference on Learning Representations (ICLR), 2014.
-           arXiv:1312.6114.
-        .. [2] I. Higgins et al., "beta-VAE: Learning Basic Visual Concepts with
-           a Constrained Variational Framework", ICLR, 2017.
+    References
+    ----------
+    .. [1] D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes",
+       International Conference on Learning Representations (ICLR), 2014.
+       arXiv:1312.6114.
+    .. [2] I. Higgins et al., "beta-VAE: Learning Basic Visual Concepts with
+       a Constrained Variational Framework", ICLR, 2017.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sklearn.datasets import load_digits
-        >>> from skae import VariationalAE
-        >>> X, _ = load_digits(return_X_y=True)
-        >>> X = (X > 7).astype(np.float64)   # binarised digits
-        >>> vae = VariationalAE(n_components=4, hidden_layer_sizes=(64,),
-        ...                     loss="log_loss", max_iter=20, random_state=0,
-        ...                     device="cpu")
-        >>> vae.fit_transform(X).shape
-        (1797, 4)
-        >>> vae.sample(5, random_state=0).shape
-        (5, 64)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import VariationalAE
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> X = (X > 7).astype(np.float64)   # binarised digits
+    >>> vae = VariationalAE(n_components=4, hidden_layer_sizes=(64,),
+    ...                     loss="log_loss", max_iter=20, random_state=0,
+    ...                     device="cpu")
+    >>> vae.fit_transform(X).shape
+    (1797, 4)
+    >>> vae.sample(5, random_state=0).shape
+    (5, 64)
 
-        The ELBO per sample (nats) is a lower bound on ``log p(x)``; it is
-        higher than under the prior-only model of 64 fair coins:
+    The ELBO per sample (nats) is a lower bound on ``log p(x)``; it is
+    higher than under the prior-only model of 64 fair coins:
 
-        >>> bool(vae.score(X) > 64 * np.log(0.5))
-        True
+    >>> bool(vae.score(X) > 64 * np.log(0.5))
+    True
     """
 
     _parameter_constraints = {
@@ -320,7 +320,7 @@ class VariationalAE(_BaseAutoencoder):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, n_features)
             The decoder's mean ``E[x|z]`` for each draw ``z`` (observation
             noise is not added), in the units of X, float64.
         """
