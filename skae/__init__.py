@@ -4,6 +4,7 @@ from ._autoencoder import AutoencoderTransformer
 from ._contractive import ContractiveAE
 from ._denoising import DenoisingAE
 from ._persistence import load
+from ._stacked import StackedAE
 from ._variational import VariationalAE
 
 __version__ = "0.1.0"
@@ -12,6 +13,7 @@ __all__ = [
     "AutoencoderTransformer",
     "ContractiveAE",
     "DenoisingAE",
+    "StackedAE",
     "VariationalAE",
     "load",
     "__version__",
