@@ -13,22 +13,17 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from _helpers import make as _make
+from _helpers import public_estimators
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
-import skae
-from skae._base import _BaseAutoencoder
 from skae._validation import Interval, StrOptions
 
-ESTIMATORS = [
-    obj
-    for name in skae.__all__
-    for obj in [getattr(skae, name)]
-    if inspect.isclass(obj) and issubclass(obj, _BaseAutoencoder)
-]
+ESTIMATORS = public_estimators()
 FAST = dict(
     n_components=3,
     hidden_layer_sizes=(8,),
@@ -42,8 +37,7 @@ ids = pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
 
 
 def make(cls, **kw):
-    params = inspect.signature(cls).parameters
-    return cls(**{k: v for k, v in {**FAST, **kw}.items() if k in params})
+    return _make(cls, FAST, **kw)
 
 
 def _digits():

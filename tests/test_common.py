@@ -3,27 +3,20 @@
 import inspect
 
 import pytest
+from _helpers import make, public_estimators
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import skae
 from skae._base import _BaseAutoencoder
 
 FAST = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu")
 
 
 def _public_estimators():
-    return [
-        getattr(skae, name)
-        for name in skae.__all__
-        if inspect.isclass(getattr(skae, name))
-        and issubclass(getattr(skae, name), _BaseAutoencoder)
-    ]
+    return public_estimators()
 
 
 def _fast_instance(cls):
-    params = inspect.signature(cls).parameters
-    kwargs = {k: v for k, v in FAST.items() if k in params}
-    return cls(**kwargs)
+    return make(cls, FAST)
 
 
 # Expected failures, each with its reason. Keep this empty unless a check

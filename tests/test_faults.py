@@ -7,7 +7,6 @@ the real training loop runs unchanged.
 """
 
 import ctypes
-import inspect
 import math
 import pickle
 import sys
@@ -17,19 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import torch
+from _helpers import make as _make
+from _helpers import public_estimators, same_weights, weights
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback
 
 import skae
-from skae._base import _BaseAutoencoder
 
-ESTIMATORS = [
-    obj
-    for name in skae.__all__
-    for obj in [getattr(skae, name)]
-    if inspect.isclass(obj) and issubclass(obj, _BaseAutoencoder)
-]
+ESTIMATORS = public_estimators()
 # tol=0 with n_iter_no_change=10: no early stop within the few epochs used.
 FAST = dict(
     hidden_layer_sizes=(8,),
@@ -42,16 +37,7 @@ FAST = dict(
 
 
 def make(cls, **kw):
-    params = inspect.signature(cls).parameters
-    return cls(**{k: v for k, v in {**FAST, **kw}.items() if k in params})
-
-
-def weights(est):
-    return [t.detach().clone() for t in est.module_.state_dict().values()]
-
-
-def same_weights(a, b):
-    return len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a, b))
+    return _make(cls, FAST, **kw)
 
 
 @pytest.fixture(scope="module")

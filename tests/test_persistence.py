@@ -6,7 +6,6 @@ and the other ways to persist: pickle and joblib (which GridSearchCV needs)
 and skops.io (which cannot hold torch tensors).
 """
 
-import inspect
 import json
 import os
 import pickle
@@ -16,18 +15,14 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from _helpers import make as _make
+from _helpers import public_estimators, same_weights, weights
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import skae
-from skae._base import _BaseAutoencoder
 
-ESTIMATORS = [
-    obj
-    for name in skae.__all__
-    for obj in [getattr(skae, name)]
-    if inspect.isclass(obj) and issubclass(obj, _BaseAutoencoder)
-]
+ESTIMATORS = public_estimators()
 FAST = dict(
     n_components=3,
     hidden_layer_sizes=(8,),
@@ -40,16 +35,7 @@ ids = pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
 
 
 def make(cls, **kw):
-    params = inspect.signature(cls).parameters
-    return cls(**{k: v for k, v in {**FAST, **kw}.items() if k in params})
-
-
-def weights(est):
-    return [t.detach().clone() for t in est.module_.state_dict().values()]
-
-
-def same_weights(a, b):
-    return len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a, b))
+    return _make(cls, FAST, **kw)
 
 
 @pytest.fixture(scope="module")

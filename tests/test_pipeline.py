@@ -1,11 +1,11 @@
 """skae estimators in the workflows users bring from PCA and NCA (issue #7)."""
 
-import inspect
 import pickle
 import warnings
 
 import numpy as np
 import pytest
+from _helpers import public_estimators
 from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
@@ -17,14 +17,7 @@ from sklearn.neighbors import NeighborhoodComponentsAnalysis
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-import skae
-from skae._base import _BaseAutoencoder
-
-ESTIMATORS = [
-    getattr(skae, name)
-    for name in skae.__all__
-    if inspect.isclass(getattr(skae, name)) and issubclass(getattr(skae, name), _BaseAutoencoder)
-]
+ESTIMATORS = public_estimators()
 FAST = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0, device="cpu")
 
 
