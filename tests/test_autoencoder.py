@@ -229,3 +229,18 @@ def test_extra_skorch_callbacks_are_called(digits):
         ae.fit(X := digits[0][:60])
     assert dict(ae._net.callbacks_)["Count"].epochs == 4
     assert ae.transform(X).shape == (60, 2)
+
+
+def test_skorch_progress_bar_shows_epochs(digits, capsys):
+    """verbose=1 prints a line per epoch; skorch's ProgressBar adds a bar."""
+    pytest.importorskip("tqdm")
+    from skorch.callbacks import ProgressBar
+
+    X, _ = digits
+    ae = AutoencoderTransformer(max_iter=2, tol=0.0, callbacks=[ProgressBar()], **CPU)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae.fit(X[:100])
+    err = capsys.readouterr().err
+    assert "it/s" in err or "s/it" in err  # tqdm's bar, on stderr
+    assert ae.n_iter_ == 2
