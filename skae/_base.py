@@ -591,14 +591,18 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Apply ``fn(module, x_tensor)`` to X in bounded chunks, no autograd."""
         module, device, width = self._inference_entry(X.dtype)
         step = max(1, _CHUNK_ELEMENTS // max(width, X.shape[1]))
+        on_cpu = device.type == "cpu"
         outs = []
         with torch.inference_mode():
             for start in range(0, X.shape[0], step):
                 chunk = X[start : start + step]
                 if not chunk.flags.writeable:
                     chunk = chunk.copy()
-                x = torch.from_numpy(chunk).to(device)
-                outs.append(fn(module, x).cpu().numpy())
+                x = torch.from_numpy(chunk)
+                if on_cpu:  # no device round trip: each call costs microseconds
+                    outs.append(fn(module, x).numpy())
+                else:
+                    outs.append(fn(module, x.to(device)).cpu().numpy())
         out = np.concatenate(outs) if len(outs) > 1 else outs[0]
         return out.astype(out_dtype or X.dtype, copy=False)
 
