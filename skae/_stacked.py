@@ -457,6 +457,11 @@ default='reconstruction'
                 # A pretraining stage is a fixed budget of epochs.
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 layer.fit(H)
+            if layer._net.interrupted_:
+                # Ctrl-C during pretraining: a half-pretrained stack is not a
+                # model, so the whole fit stops and the estimator is left as
+                # it was (the layer has already warned).
+                raise KeyboardInterrupt
             self.pretrain_loss_curves_.append(layer.loss_curve_)
             src_dec = layer.module_.decoder[0]
             with torch.no_grad():

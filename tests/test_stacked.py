@@ -345,3 +345,28 @@ def test_supervised_modes_pass_the_estimator_checks(fine_tune):
         if r["status"] == "failed"
     ]
     assert failed == []
+
+
+def test_interrupt_during_pretraining_stops_the_whole_fit(monkeypatch):
+    """Ctrl-C in a pretraining stage aborts fit and leaves the estimator as it was."""
+    from sklearn.datasets import load_digits
+
+    from skae import _stacked
+
+    X, _ = load_digits(return_X_y=True)
+    calls = {"n": 0}
+    original = _stacked._PretrainLayer._corrupt
+
+    def interrupt_in_second_layer(self, x):
+        if x.shape[1] == 16:  # the second stage's input width
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return original(self, x)
+
+    monkeypatch.setattr(_stacked._PretrainLayer, "_corrupt", interrupt_in_second_layer)
+    est = StackedAE(4, hidden_layer_sizes=(16,), pretrain_max_iter=2, max_iter=2,
+                    random_state=0, device="cpu")
+    with pytest.warns(UserWarning, match="interrupted"), pytest.raises(KeyboardInterrupt):
+        est.fit(X[:200])
+    assert calls["n"] > 0  # the first stage did train
+    assert not hasattr(est, "module_") and not hasattr(est, "pretrain_loss_curves_")
