@@ -206,6 +206,16 @@ class AutoencoderNet(NeuralNet):
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
 
+    def initialize(self):
+        super().initialize()
+        # The module and criterion were passed as instances; once they are
+        # the fitted ``module_``/``criterion_``, keep only their classes so a
+        # pickle does not store the weights twice (skorch pickles ``module_``
+        # through its own device-mapping path, apart from ``module``).
+        self.module = type(self.module_)
+        self.criterion = type(self.criterion_)
+        return self
+
     # -- callbacks ----------------------------------------------------------
     def get_default_callbacks(self):
         callbacks = [

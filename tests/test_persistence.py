@@ -490,7 +490,8 @@ def test_skops_cannot_persist_torch_state(data):
     sio = pytest.importorskip("skops.io")
     X, _ = data
     est = make(skae.AutoencoderTransformer).fit(X)
-    with pytest.raises(RuntimeError, match="TensorBase"):
+    # The fitted net holds tensors (and class objects skops recurses on).
+    with pytest.raises((RuntimeError, RecursionError)):
         sio.dumps(est)
     with pytest.raises(RuntimeError, match="TensorBase"):
         sio.dumps(torch.zeros(2))
