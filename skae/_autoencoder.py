@@ -1,6 +1,6 @@
 """AutoencoderTransformer: undercomplete, sparse and tied-weight MLP autoencoders."""
 
-from ._base import _BaseAutoencoder
+from ._base import _BaseAutoencoder, _store_params
 from ._docstrings import fill_doc
 
 
@@ -103,29 +103,4 @@ class AutoencoderTransformer(_BaseAutoencoder):
         device="auto",
         callbacks=None,
     ):
-        super().__init__(
-            n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            code_activation=code_activation,
-            output_activation=output_activation,
-            loss=loss,
-            normalize=normalize,
-            tied_weights=tied_weights,
-            alpha=alpha,
-            sparsity_weight=sparsity_weight,
-            solver=solver,
-            batch_size=batch_size,
-            learning_rate_init=learning_rate_init,
-            max_iter=max_iter,
-            tol=tol,
-            n_iter_no_change=n_iter_no_change,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            shuffle=shuffle,
-            random_state=random_state,
-            verbose=verbose,
-            warm_start=warm_start,
-            device=device,
-            callbacks=callbacks,
-        )
+        _store_params(self, locals())

@@ -70,6 +70,17 @@ class _InferenceCache:
         return entry
 
 
+def _store_params(estimator, params):
+    """Store every ``__init__`` argument as given, as scikit-learn requires.
+
+    Each estimator spells out its full signature (``get_params`` reads it);
+    this keeps the body from repeating the whole list once more.
+    """
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
+
+
 class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Shared scikit-learn machinery for all skae autoencoders.
 
@@ -146,30 +157,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         device="auto",
         callbacks=None,
     ):
-        self.n_components = n_components
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.code_activation = code_activation
-        self.output_activation = output_activation
-        self.loss = loss
-        self.normalize = normalize
-        self.tied_weights = tied_weights
-        self.alpha = alpha
-        self.sparsity_weight = sparsity_weight
-        self.solver = solver
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.device = device
-        self.callbacks = callbacks
+        _store_params(self, locals())
 
     # ------------------------------------------------------------------
     # hooks for subclasses

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from ._base import _CHUNK_ELEMENTS, _BaseAutoencoder
+from ._base import _CHUNK_ELEMENTS, _BaseAutoencoder, _store_params
 from ._docstrings import fill_doc
 from ._losses import (
     contractive_penalty,
@@ -162,33 +162,7 @@ class ContractiveAE(_BaseAutoencoder):
         callbacks=None,
         contraction_weight=0.1,
     ):
-        super().__init__(
-            n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            code_activation=code_activation,
-            output_activation=output_activation,
-            loss=loss,
-            normalize=normalize,
-            tied_weights=tied_weights,
-            alpha=alpha,
-            sparsity_weight=sparsity_weight,
-            solver=solver,
-            batch_size=batch_size,
-            learning_rate_init=learning_rate_init,
-            max_iter=max_iter,
-            tol=tol,
-            n_iter_no_change=n_iter_no_change,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            shuffle=shuffle,
-            random_state=random_state,
-            verbose=verbose,
-            warm_start=warm_start,
-            device=device,
-            callbacks=callbacks,
-        )
-        self.contraction_weight = contraction_weight
+        _store_params(self, locals())
 
     # ------------------------------------------------------------------
     # the extra loss term

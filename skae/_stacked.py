@@ -10,7 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from torch import nn
 from torch.nn import functional as F
 
-from ._base import _BaseAutoencoder
+from ._base import _BaseAutoencoder, _store_params
 from ._denoising import _NOISES, DenoisingAE, _noise_reference
 from ._docstrings import fill_doc
 from ._losses import ReconstructionLoss, nca_loss
@@ -253,37 +253,7 @@ default='reconstruction'
         fine_tune="reconstruction",
         reconstruction_weight=0.0,
     ):
-        super().__init__(
-            n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            code_activation=code_activation,
-            output_activation=output_activation,
-            loss=loss,
-            normalize=normalize,
-            tied_weights=tied_weights,
-            alpha=alpha,
-            sparsity_weight=sparsity_weight,
-            solver=solver,
-            batch_size=batch_size,
-            learning_rate_init=learning_rate_init,
-            max_iter=max_iter,
-            tol=tol,
-            n_iter_no_change=n_iter_no_change,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            shuffle=shuffle,
-            random_state=random_state,
-            verbose=verbose,
-            warm_start=warm_start,
-            device=device,
-            callbacks=callbacks,
-        )
-        self.pretrain_max_iter = pretrain_max_iter
-        self.noise = noise
-        self.noise_level = noise_level
-        self.fine_tune = fine_tune
-        self.reconstruction_weight = reconstruction_weight
+        _store_params(self, locals())
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):

@@ -5,7 +5,7 @@ import math
 import torch
 from sklearn.utils import check_random_state
 
-from ._base import _BaseAutoencoder
+from ._base import _BaseAutoencoder, _store_params
 from ._docstrings import fill_doc
 from ._losses import (
     gaussian_kl,
@@ -201,33 +201,7 @@ class VariationalAE(_BaseAutoencoder):
         callbacks=None,
         beta=1.0,
     ):
-        super().__init__(
-            n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            code_activation=code_activation,
-            output_activation=output_activation,
-            loss=loss,
-            normalize=normalize,
-            tied_weights=tied_weights,
-            alpha=alpha,
-            sparsity_weight=sparsity_weight,
-            solver=solver,
-            batch_size=batch_size,
-            learning_rate_init=learning_rate_init,
-            max_iter=max_iter,
-            tol=tol,
-            n_iter_no_change=n_iter_no_change,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            shuffle=shuffle,
-            random_state=random_state,
-            verbose=verbose,
-            warm_start=warm_start,
-            device=device,
-            callbacks=callbacks,
-        )
-        self.beta = beta
+        _store_params(self, locals())
 
     # ------------------------------------------------------------------
     # hooks
