@@ -3,6 +3,7 @@
 import copy
 import threading
 import warnings
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -36,17 +37,43 @@ _CHUNK_ELEMENTS = 2**22
 _TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
 
+# The C++ guard behind ``torch.inference_mode()``, without that context
+# manager's Python wrapper, which alone costs several microseconds a call.
+_inference_guard = getattr(torch._C, "_InferenceMode", None) or (
+    lambda enabled: torch.inference_mode(enabled)
+)
+
+
+class _Inference(NamedTuple):
+    """What inference on one dtype needs, resolved once."""
+
+    module: torch.nn.Module  # eval mode, in the dtype
+    device: torch.device
+    on_cpu: bool
+    width: int  # widest layer, for the chunk size
+    encode: Callable  # x -> code, normalisation included
+    decode: Callable  # code -> x in the input's units
+
+
+def _run_chunk(fn, entry, chunk):
+    """``fn(entry, x)`` on one numpy chunk, back as a numpy array."""
+    x = torch.from_numpy(chunk if chunk.flags.writeable else chunk.copy())
+    if entry.on_cpu:  # no device round trip: each call costs microseconds
+        return fn(entry, x).numpy()
+    return fn(entry, x.to(entry.device)).cpu().numpy()
+
+
 class _InferenceCache:
-    """Per-dtype inference entries ``(module, device, widest layer)``.
+    """Per-dtype :class:`_Inference` entries.
 
     float64 input runs through a float64 copy of the fitted module, built
     lazily with the exact float64 normalisation statistics, so results do not
     depend on how rows are batched (scikit-learn's subset-invariance checks
-    compare at 1e-7). Caching the device and the widest layer keeps a
-    one-row ``transform`` from walking the module's parameters every call.
-    Equality is identity, so ``check_dict_unchanged`` does not see a lazily
-    filled cache as a changed estimator; a lock makes concurrent first calls
-    from several threads build one copy.
+    compare at 1e-7). Resolving the device, the widest layer and the plain
+    encode/decode functions once keeps a one-row ``transform`` from walking
+    the module every call. Equality is identity, so ``check_dict_unchanged``
+    does not see a lazily filled cache as a changed estimator; a lock makes
+    concurrent first calls from several threads build one copy.
     """
 
     def __init__(self):
@@ -65,7 +92,13 @@ class _InferenceCache:
                         # Exact statistics, not the float32 buffers upcast.
                         module.set_normalization(mean, scale)
                     widths = [p.shape[0] for p in params if p.dim() == 2]
-                    entry = (module, params[0].device, max(widths, default=1))
+                    entry = _Inference(
+                        module,
+                        params[0].device,
+                        params[0].device.type == "cpu",
+                        max(widths, default=1),
+                        *module.plain_functions(),
+                    )
                     self._entries[dtype] = entry
         return entry
 
@@ -566,7 +599,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     # inference
     # ------------------------------------------------------------------
     def _inference_entry(self, dtype):
-        """``(module, device, widest layer)`` to run inputs of numpy ``dtype``."""
+        """The :class:`_Inference` entry that runs inputs of numpy ``dtype``."""
         return self._inference.get(
             self.module_, _TORCH_DTYPES[np.dtype(dtype)], self.mean_, self.scale_
         )
@@ -576,22 +609,24 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return self._inference_entry(dtype)[0]
 
     def _run(self, X, fn, out_dtype=None):
-        """Apply ``fn(module, x_tensor)`` to X in bounded chunks, no autograd."""
-        module, device, width = self._inference_entry(X.dtype)
-        step = max(1, _CHUNK_ELEMENTS // max(width, X.shape[1]))
-        on_cpu = device.type == "cpu"
-        outs = []
-        with torch.inference_mode():
-            for start in range(0, X.shape[0], step):
-                chunk = X[start : start + step]
-                if not chunk.flags.writeable:
-                    chunk = chunk.copy()
-                x = torch.from_numpy(chunk)
-                if on_cpu:  # no device round trip: each call costs microseconds
-                    outs.append(fn(module, x).numpy())
-                else:
-                    outs.append(fn(module, x.to(device)).cpu().numpy())
-        out = np.concatenate(outs) if len(outs) > 1 else outs[0]
+        """Apply ``fn(entry, x_tensor)`` to X in bounded chunks, no autograd.
+
+        ``entry`` is the dtype's :class:`_Inference` (module and plain
+        encode/decode functions). Inputs that fit in one chunk (the usual
+        case) take the shortest path: a one-row call is latency-bound.
+        """
+        entry = self._inference_entry(X.dtype)
+        step = max(1, _CHUNK_ELEMENTS // max(entry.width, X.shape[1]))
+        with _inference_guard(True):
+            if X.shape[0] <= step:
+                out = _run_chunk(fn, entry, X)
+            else:
+                out = np.concatenate(
+                    [
+                        _run_chunk(fn, entry, X[start : start + step])
+                        for start in range(0, X.shape[0], step)
+                    ]
+                )
         return out.astype(out_dtype or X.dtype, copy=False)
 
     def _check_inference_input(self, X):
@@ -612,7 +647,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             The codes, in X's floating dtype.
         """
         X = self._check_inference_input(X)
-        return self._run(X, lambda m, x: m.encode(m.normalize(x)))
+        return self._run(X, lambda e, x: e.encode(x))
 
     def inverse_transform(self, X):
         """Decode codes back to the input space.
@@ -635,7 +670,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 f"inverse_transform expects codes of width n_components="
                 f"{self.n_components_}."
             )
-        return self._run(Z, lambda m, z: m.denormalize(m.decode(z)))
+        return self._run(Z, lambda e, z: e.decode(z))
 
     def score_samples(self, X):
         """Per-sample score: minus the reconstruction error (higher is better).
@@ -663,7 +698,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     "loss='log_loss' scores data in [0, 1]; got values in "
                     f"[{lo:.6g}, {hi:.6g}]. Rescale X as it was for fit."
                 )
-        return self._run(X, lambda m, x: self._score_samples_model(m, m.normalize(x)))
+        return self._run(
+            X, lambda e, x: self._score_samples_model(e.module, e.module.normalize(x))
+        )
 
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` (higher is better).

@@ -281,9 +281,7 @@ class DenoisingAE(_BaseAutoencoder):
             The reconstructions, in X's floating dtype.
         """
         X = self._check_inference_input(X)
-        return self._run(
-            X, lambda m, x: m.denormalize(m.decode(m.encode(m.normalize(x))))
-        )
+        return self._run(X, lambda e, x: e.decode(e.encode(x)))
 
     # ------------------------------------------------------------------
     # pickling: the references live on the training device; store them on

@@ -16,6 +16,7 @@ and the estimators rely on:
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {
@@ -55,6 +56,51 @@ class TiedLinear(nn.Module):
             f"in_features={self.source.out_features}, "
             f"out_features={self.source.in_features}, tied=True"
         )
+
+
+# Functional forms of the activation modules, for the plain inference path.
+_ACTIVATION_FUNCTIONS = {nn.Sigmoid: torch.sigmoid, nn.Tanh: torch.tanh, nn.ReLU: torch.relu}
+
+
+def _tied_linear(x, weight, bias):
+    return torch.addmm(bias, x, weight)
+
+
+# In-place forms, used on intermediates the plain path itself allocated.
+_INPLACE = {torch.sigmoid: torch.sigmoid_, torch.tanh: torch.tanh_, torch.relu: torch.relu_}
+
+
+def _plain_steps(layers):
+    """``[(function, weight, bias)]`` computing ``layers`` op for op.
+
+    Linear layers become ``F.linear`` / ``addmm`` on detached parameters
+    (shared storage, no autograd), activations their torch functions (in
+    place right after a linear layer, whose output is a fresh tensor),
+    identities vanish; any other module is kept and called as is.
+    """
+    steps = []
+    after_linear = False
+    for layer in layers:
+        kind = type(layer)
+        if kind is nn.Linear:
+            steps.append((F.linear, layer.weight.detach(), layer.bias.detach()))
+        elif kind is TiedLinear:
+            steps.append((_tied_linear, layer.source.weight.detach(), layer.bias.detach()))
+        elif kind in _ACTIVATION_FUNCTIONS:
+            fn = _ACTIVATION_FUNCTIONS[kind]
+            steps.append((_INPLACE[fn] if after_linear else fn, None, None))
+        elif kind is not nn.Identity:
+            steps.append((layer, None, None))
+        else:
+            continue
+        after_linear = kind in (nn.Linear, TiedLinear)
+    return steps
+
+
+def _apply_steps(steps, x):
+    for fn, weight, bias in steps:
+        x = fn(x) if weight is None else fn(x, weight, bias)
+    return x
 
 
 def _stack(sizes, activation, last_activation):
@@ -155,6 +201,43 @@ class Autoencoder(nn.Module):
 
     def denormalize(self, x):
         return x * self.input_scale + self.input_mean
+
+    def plain_functions(self):
+        """``(encode, decode)`` for inference, normalisation included.
+
+        They compute ``encode(normalize(x))`` and ``denormalize(decode(z))``
+        without going through ``nn.Module.__call__`` for every layer: torch
+        functions on detached parameters, so no autograd bookkeeping either.
+        A one-row ``transform`` is dominated by such per-call overhead, not
+        by arithmetic. Two more ops go: the division by ``input_scale`` is
+        folded into a copy of the first layer's weight (columns divided by
+        the scale: equal up to rounding, and safe for any mean because the
+        centring stays a subtraction), and a zero mean or unit scale is not
+        applied at all. Other parameters are shared, not copied.
+        """
+        mean, scale = self.input_mean.detach(), self.input_scale.detach()
+        centre = bool(mean.any())
+        rescale = not bool((scale == 1).all())
+        enc = _plain_steps([*self.encoder, self.code, self.code_activation])
+        dec = _plain_steps([*self.decoder, self.output_activation])
+        fold = rescale and enc[0][0] is F.linear
+        if fold:
+            enc[0] = (F.linear, enc[0][1] / scale, enc[0][2])
+
+        def encode(x):
+            if centre:
+                x = x - mean
+            if rescale and not fold:
+                x = x / scale
+            return _apply_steps(enc, x)
+
+        def decode(z):
+            x = _apply_steps(dec, z)
+            if rescale:
+                x = x * scale
+            return x + mean if centre else x
+
+        return encode, decode
 
     def encoder_layers(self):
         """Encoder ``nn.Linear`` layers, input side first, code layer last."""
