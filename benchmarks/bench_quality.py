@@ -46,6 +46,15 @@ def recipes(max_iter, pretrain):
         "ae-256-a1": lambda: AutoencoderTransformer(
             30, hidden_layer_sizes=(256,), alpha=1.0, **common
         ),
+        "ae-256-a3": lambda: AutoencoderTransformer(
+            30, hidden_layer_sizes=(256,), alpha=3.0, **common
+        ),
+        "ae-512-a1": lambda: AutoencoderTransformer(
+            30, hidden_layer_sizes=(512,), alpha=1.0, **common
+        ),
+        "dae-256-a1": lambda: DenoisingAE(
+            30, hidden_layer_sizes=(256,), alpha=1.0, noise_level=0.1, **common
+        ),
         "ae-deep-a3": lambda: AutoencoderTransformer(
             30, hidden_layer_sizes=DEEP, alpha=3.0, **common
         ),

@@ -11,6 +11,10 @@ from a stock skorch net, and why:
   (one host sync per epoch instead of one per batch);
 * the loss is ``estimator._loss(...)`` so each variant adds its own term, and
   the training input goes through ``estimator._corrupt`` first;
+* per-batch events (``on_batch_begin``, ``on_batch_end``,
+  ``on_grad_computed``) are only dispatched, and per-batch history rows only
+  kept, when some callback handles one of them: a step of a small model
+  is short enough for that bookkeeping to show, on a GPU especially;
 * no hold-out unless early stopping is on, ``verbose=0`` prints nothing, and
   one callback implements scikit-learn MLP's stopping rule, restoring the
   best weights when early stopping is on;
@@ -168,6 +172,9 @@ def _copy(state):
 
 def _clone(value):
     return value.detach().clone() if torch.is_tensor(value) else value
+
+
+_PER_BATCH_EVENTS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
 
 
 class AutoencoderNet(NeuralNet):
@@ -340,7 +347,18 @@ class AutoencoderNet(NeuralNet):
             self.optimizer_.state[p] = _copy(saved)
         del self.history[n_rows:]
 
+    def initialize_callbacks(self):
+        super().initialize_callbacks()
+        self._per_batch = any(
+            getattr(type(cb), event) is not getattr(Callback, event)
+            for _, cb in self.callbacks_
+            for event in _PER_BATCH_EVENTS
+        )
+        return self
+
     def notify(self, method_name, **cb_kwargs):
+        if method_name in _PER_BATCH_EVENTS and not self.__dict__.get("_per_batch", True):
+            return  # no callback listens (and no one reads per-batch history)
         super().notify(method_name, **cb_kwargs)
         if method_name == "on_epoch_end":
             # Every callback has run: the epoch is finished.
