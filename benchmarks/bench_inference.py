@@ -49,7 +49,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--mnist-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
     args = parser.parse_args(argv)
+    gpu = args.device != "cpu"
     torch.set_num_threads(args.threads)
     repeats, inner = (3, 20) if args.quick else (41, 100)
 
@@ -59,9 +61,12 @@ def main(argv=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ae = AutoencoderTransformer(
-            30, hidden_layer_sizes=(256,), max_iter=1, random_state=0, device="cpu"
+            30, hidden_layer_sizes=(256,), max_iter=1, random_state=0, device=args.device
         ).fit(X_train)
-    print(f"torch {torch.__version__}, {args.threads} thread(s); model 784-256-30")
+    where = torch.cuda.get_device_name(args.device) if gpu else f"{args.threads} thread(s)"
+    print(f"torch {torch.__version__}, {where}; model 784-256-30")
+    if gpu:
+        print("(on the GPU, transform includes the copies to and from the device)")
     print(f"{'measure':<44}{'dtype':>8}{'skae ms':>10}{'ref ms':>10}{'ratio':>8}")
     for dtype in (np.float32, np.float64):
         one = X[2000:2001].astype(dtype)
@@ -75,11 +80,13 @@ def main(argv=None):
         )
         ae.transform(many)  # builds the float64 copy once
         module = ae._inference_module(dtype)
-        x_ready = module.normalize(torch.from_numpy(many))
+        x_ready = module.normalize(torch.from_numpy(many).to(args.device))
 
         def bare(module=module, x_ready=x_ready):
             with torch.inference_mode():
                 module.encode(x_ready)
+            if gpu:
+                torch.cuda.synchronize()
 
         t_big, t_bare, ratio = paired(
             lambda many=many: ae.transform(many), bare, repeats, max(1, inner // 20)

@@ -20,6 +20,7 @@ import statistics
 import time
 import warnings
 
+import numpy as np
 import torch
 from _data import load_mnist_test
 
@@ -96,11 +97,15 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
     parser.add_argument("--amp", action="store_true", help="add a bf16-autocast hand loop")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     gpu = args.device != "cpu"
 
     X, _ = load_mnist_test(args.mnist_dir)
+    if args.n_samples > len(X):  # repeat the images to reach a larger size
+        X = np.concatenate([X] * -(-args.n_samples // len(X)))
     X = X[: (256 if args.quick else args.n_samples)]
     fused = fused_adam_supported(args.device)
     where = torch.cuda.get_device_name(args.device) if gpu else f"{args.threads} thread(s)"
@@ -114,8 +119,9 @@ def main(argv=None):
         header += f"{'bf16 hand s/ep':>16}{'bf16/fp32':>10}"
     print(header)
     rows = []
-    for name, (hidden, k) in MODELS.items():
-        for batch_size in (32, 256):
+    for name in args.models:
+        hidden, k = MODELS[name]
+        for batch_size in args.batch_sizes:
             if args.quick:
                 epochs = 1
             elif gpu:
