@@ -98,6 +98,7 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu", help="'cpu' or 'cuda'")
     parser.add_argument("--amp", action="store_true", help="add a bf16-autocast hand loop")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256])
+    parser.add_argument("--epochs", type=int, default=None, help="override per model")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -122,7 +123,9 @@ def main(argv=None):
     for name in args.models:
         hidden, k = MODELS[name]
         for batch_size in args.batch_sizes:
-            if args.quick:
+            if args.epochs:
+                epochs = args.epochs
+            elif args.quick:
                 epochs = 1
             elif gpu:
                 epochs = 10
