@@ -451,15 +451,23 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 X_t = torch.tensor(X, dtype=torch.float32, device=device)
             y_t = self._to_target_tensor(y, device)
             if continuing:
-                module = copy.deepcopy(self.module_)
-                X_t.sub_(module.input_mean).div_(module.input_scale)
+                X_t.sub_(self.module_.input_mean).div_(self.module_.input_scale)
+                # warm_start builds a new net around a copy of the module;
+                # partial_fit copies the whole net below.
+                module = None if incremental else copy.deepcopy(self.module_)
             else:
                 X_t.sub_(X_t.new_tensor(mean)).div_(X_t.new_tensor(scale))
                 module = self._init_module(X_t, y_t).to(device)
                 module.set_normalization(mean, scale)
+            history = None
             if continuing and incremental:
-                # partial_fit resumes the optimiser and callbacks, as MLP does.
-                net = copy.deepcopy(self._net, memo={id(self): self})
+                # partial_fit resumes the optimiser and callbacks, as MLP does,
+                # on a copy of the net, so that a failed call changes nothing.
+                # The history only grows: it is shared, not copied (a copy
+                # per call would make a stream of n calls cost O(n^2)), and
+                # cut back if the call fails.
+                history = self._net.history
+                net = copy.deepcopy(self._net, memo={id(self): self, id(history): history})
             else:
                 # fit (also with warm_start) starts a fresh optimiser with the
                 # current hyperparameters, as MLP does.
@@ -474,7 +482,11 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 stopping.misses_ = 0
             try:
                 net.partial_fit(X_t, y_t)
-            except TrainingDiverged as exc:
+            except BaseException as exc:
+                if history is not None:
+                    del history[n_before:]
+                if not isinstance(exc, TrainingDiverged):
+                    raise
                 raise ValueError(
                     f"Training diverged: {exc}. The learning rate "
                     f"learning_rate_init={self.learning_rate_init} is probably too "

@@ -115,6 +115,22 @@ def test_nan_loss_is_a_clear_error_and_changes_nothing(cls, X):
 
 
 @ids
+def test_failed_partial_fit_changes_nothing(cls, X):
+    est = make(cls, max_iter=2, callbacks=[_Poison(4)]).fit(X)
+    history = est._net.history
+    est.partial_fit(X)  # epoch 3
+    # partial_fit trains a copy of the net, so that a failed call changes
+    # nothing, but shares the history, which only grows: copying it on every
+    # call made a stream of n calls cost O(n^2).
+    assert est._net.history is history and len(history) == 3
+    before, curve, net = weights(est), list(est.loss_curve_), est._net
+    with pytest.raises(ValueError, match="diverged"):
+        est.partial_fit(X)  # epoch 4 is poisoned
+    assert est._net is net and len(history) == 3
+    assert same_weights(weights(est), before) and est.loss_curve_ == curve
+
+
+@ids
 def test_nan_loss_with_early_stopping_restores_best_weights_and_warns(cls, X):
     est = make(cls, max_iter=8, early_stopping=True, callbacks=[_Poison(4)])
     with pytest.warns(UserWarning, match=r"diverged.*epoch 4.*best validation score"):
