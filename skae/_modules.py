@@ -66,6 +66,10 @@ def _tied_linear(x, weight, bias):
     return torch.addmm(bias, x, weight)
 
 
+# Largest |mean| / scale of a feature for which inference folds the input
+# normalisation into the first layer (see Autoencoder.plain_functions).
+_FOLD_MEAN_LIMIT = 8.0
+
 # In-place forms, used on intermediates the plain path itself allocated.
 _INPLACE = {torch.sigmoid: torch.sigmoid_, torch.tanh: torch.tanh_, torch.relu: torch.relu_}
 
@@ -209,26 +213,34 @@ class Autoencoder(nn.Module):
         without going through ``nn.Module.__call__`` for every layer: torch
         functions on detached parameters, so no autograd bookkeeping either.
         A one-row ``transform`` is dominated by such per-call overhead, not
-        by arithmetic. Two more ops go: the division by ``input_scale`` is
-        folded into a copy of the first layer's weight (columns divided by
-        the scale: equal up to rounding, and safe for any mean because the
-        centring stays a subtraction), and a zero mean or unit scale is not
-        applied at all. Other parameters are shared, not copied.
+        by arithmetic. The normalisation's ops go too where that is safe:
+        the division by ``input_scale`` is folded into a copy of the first
+        layer's weight (columns divided by the scale, in float64, then cast:
+        equal up to rounding), and the centring into its bias, but only when
+        no feature's ``|mean| / scale`` exceeds :data:`_FOLD_MEAN_LIMIT`
+        (``W (x - m) / s`` computed as ``W x / s - W m / s`` loses about that
+        factor in relative precision to cancellation); a zero mean or unit
+        scale is not applied at all. Other parameters are shared, not copied.
         """
         mean, scale = self.input_mean.detach(), self.input_scale.detach()
         centre = bool(mean.any())
         rescale = not bool((scale == 1).all())
         enc = _plain_steps([*self.encoder, self.code, self.code_activation])
         dec = _plain_steps([*self.decoder, self.output_activation])
-        fold = rescale and enc[0][0] is F.linear
+        fold = (centre or rescale) and enc[0][0] is F.linear
+        fold = fold and float((mean / scale).abs().max()) <= _FOLD_MEAN_LIMIT
         if fold:
-            enc[0] = (F.linear, enc[0][1] / scale, enc[0][2])
+            _, weight, bias = enc[0]
+            w64 = weight.double() / scale.double()
+            b64 = bias.double() - w64 @ mean.double()
+            enc[0] = (F.linear, w64.to(weight.dtype), b64.to(bias.dtype))
 
         def encode(x):
-            if centre:
-                x = x - mean
-            if rescale and not fold:
-                x = x / scale
+            if not fold:
+                if centre:
+                    x = x - mean
+                if rescale:
+                    x = x / scale
             return _apply_steps(enc, x)
 
         def decode(z):

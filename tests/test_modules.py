@@ -60,3 +60,34 @@ def test_activations_table(name):
         assert bool(((out > 0) & (out < 1)).all())
     if name == "relu":
         assert bool((out >= 0).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+@pytest.mark.parametrize("offset", [0.0, 2.0, 1e3], ids=["zero-mean", "folded", "not-folded"])
+def test_plain_functions_compute_what_the_module_computes(offset, tied, dtype):
+    torch.manual_seed(0)
+    m = Autoencoder(
+        6, 2, hidden_layer_sizes=(5, 4), activation="tanh",
+        output_activation="logistic", tied_weights=tied,
+    ).to(dtype).eval()
+    scale = torch.rand(6, dtype=dtype) + 0.5
+    mean = offset * scale * torch.linspace(-1, 1, 6, dtype=dtype)
+    m.set_normalization(mean, scale)
+    x = mean + scale * torch.randn(50, 6, dtype=dtype)
+    encode, decode = m.plain_functions()
+    with torch.no_grad():
+        expected = m.encode(m.normalize(x))
+        got = encode(x)
+        z = torch.randn(50, 2, dtype=dtype)
+        # The decoder path is op for op the module's.
+        assert torch.equal(decode(z), m.denormalize(m.decode(z)))
+    if offset > 8:  # |mean| / scale beyond the fold limit: the module's ops exactly
+        assert torch.equal(got, expected)
+    else:  # normalisation folded into the first layer: equal up to rounding
+        eps = torch.finfo(dtype).eps
+        torch.testing.assert_close(got, expected, rtol=50 * eps, atol=50 * eps)
+    # Parameters are shared: in-place updates of later layers show through.
+    with torch.no_grad():
+        m.code.bias.add_(1.0)
+        torch.testing.assert_close(encode(x), m.encode(m.normalize(x)), rtol=1e-5, atol=1e-5)
