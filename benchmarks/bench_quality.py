@@ -22,6 +22,7 @@ recipe gets within a CPU budget.
 """
 
 import argparse
+import ast
 import time
 import warnings
 
@@ -45,6 +46,9 @@ def recipes(max_iter, pretrain):
         ),
         "ae-256-a1": lambda: AutoencoderTransformer(
             30, hidden_layer_sizes=(256,), alpha=1.0, **common
+        ),
+        "ae-256-a1-tied": lambda: AutoencoderTransformer(
+            30, hidden_layer_sizes=(256,), alpha=1.0, tied_weights=True, **common
         ),
         "ae-256-a3": lambda: AutoencoderTransformer(
             30, hidden_layer_sizes=(256,), alpha=3.0, **common
@@ -141,6 +145,13 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=120.0, help="seconds per fit")
     parser.add_argument("--recipes", nargs="*", default=None, help="names (default: all)")
     parser.add_argument("--pretrain", type=int, default=None, help="epochs per layer")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="PARAM=VALUE",
+        help="override estimator parameters, e.g. alpha=0.3 batch_size=64 (Python literals)",
+    )
     parser.add_argument("--curve", action="store_true", help="error vs epoch, no budget")
     parser.add_argument("--max-iter", type=int, default=300, help="with --curve")
     parser.add_argument("--device", default="cpu")
@@ -158,6 +169,10 @@ def main(argv=None):
         pretrain = 1 if args.quick else (10 if args.budget <= 120 else 30)
     max_iter = args.max_iter if args.curve else 100_000
     table = recipes(max_iter, pretrain)
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        overrides[key] = ast.literal_eval(value)
     names = args.recipes or list(table)
     if args.quick:
         names = names[:1] + ["stacked-512-256"]
@@ -165,6 +180,8 @@ def main(argv=None):
         f"CPU, {torch.get_num_threads()} thread(s)"
     )
     mode = "error vs epoch" if args.curve else f"budget {args.budget:.0f} s per fit"
+    if overrides:
+        mode += f"; overrides {overrides}"
     print(f"{len(X_train)} train / {len(X_test)} test MNIST images; {where}; {mode}")
     pca = PCA(30, random_state=0).fit(X_train)
     print(f"{'PCA-30':<18}{'test SSE':>9} {sse(pca, X_test):7.3f}")
@@ -177,7 +194,7 @@ def main(argv=None):
         else:
             start = time.perf_counter()
             callbacks = [Deadline(start + args.budget)]
-        model.set_params(callbacks=callbacks, device=args.device)
+        model.set_params(callbacks=callbacks, device=args.device, **overrides)
         if args.curve:
             model.set_params(n_iter_no_change=args.max_iter)  # no early end
         start = time.perf_counter()
