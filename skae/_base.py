@@ -228,7 +228,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             ``module(x_in)``: decoder pre-activations first, code second.
         """
         loss = self._reconstruction_loss(net, x, output).mean()
-        return loss + self._penalty(net, x, output)
+        penalty = self._penalty(net, x, output)
+        # No penalty: no scalar add (one kernel launch a step on a GPU).
+        return loss if isinstance(penalty, float) and penalty == 0.0 else loss + penalty
 
     def _reconstruction_loss(self, net, x, output):
         """Per-sample reconstruction term (the skorch criterion's value)."""
