@@ -237,10 +237,16 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return net.criterion_(output[0], x)
 
     def _penalty(self, net, x, output):
-        """Weight decay (``alpha``, as MLP) and code sparsity, a scalar."""
+        """Weight decay (``alpha``, as MLP) and code sparsity, a scalar.
+
+        The weight decay's gradient is the optimiser's (``weight_decay`` set
+        per batch by the net); its value is added here without autograd, so
+        that the loss and ``loss_curve_`` are MLP's.
+        """
         penalty = 0.0
         if self.alpha:
-            penalty = self.alpha * l2_penalty(net.module_.weights()) / len(x)
+            with torch.no_grad():
+                penalty = self.alpha * l2_penalty(net.module_.weights()) / len(x)
         if self.sparsity_weight:
             penalty = penalty + self.sparsity_weight * l1_activity(output[1]).mean()
         return penalty
@@ -564,6 +570,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             validation_fraction=self.validation_fraction if self.early_stopping else None,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
+            alpha=self.alpha,
             callbacks=list(self.callbacks) if self.callbacks else None,
             verbose=self.verbose,
             device=device,

@@ -33,8 +33,11 @@ def log_loss_with_logits(logits, target):
 
 
 def l2_penalty(weights):
-    """``0.5 * sum ||W||_F^2`` over the given weight matrices (no biases)."""
-    return 0.5 * sum(w.pow(2).sum() for w in weights)
+    """``0.5 * sum ||W||_F^2`` over the given weight matrices (no biases).
+
+    One dot product per matrix: a single read, no squared temporary.
+    """
+    return 0.5 * sum(torch.dot(w.reshape(-1), w.reshape(-1)) for w in weights)
 
 
 def l1_activity(code):

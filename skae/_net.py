@@ -11,6 +11,12 @@ from a stock skorch net, and why:
   (one host sync per epoch instead of one per batch);
 * the loss is ``estimator._loss(...)`` so each variant adds its own term, and
   the training input goes through ``estimator._corrupt`` first;
+* the gradient of MLP's L2 penalty ``0.5 * alpha * sum ||W||^2 / batch`` is
+  added by the optimiser (``weight_decay = alpha / batch`` on a parameter
+  group of the weight matrices, set per batch; inside fused Adam's kernel),
+  not by autograd through the loss, which only carries the penalty's value
+  (as MLP's ``loss_curve_`` does): the same update, without a backward pass
+  through the penalty;
 * per-batch events (``on_batch_begin``, ``on_batch_end``,
   ``on_grad_computed``) are only dispatched, and per-batch history rows only
   kept, when some callback handles one of them: a step of a small model
@@ -190,6 +196,9 @@ class AutoencoderNet(NeuralNet):
         Fraction held out for early stopping; ``None`` holds out nothing.
     tol, n_iter_no_change : float, int
         Passed to :class:`StoppingRule`.
+    alpha : float
+        MLP-style L2 penalty on the weight matrices, applied as the
+        optimiser's per-batch ``weight_decay`` (see the module docstring).
     """
 
     def __init__(
@@ -202,16 +211,22 @@ class AutoencoderNet(NeuralNet):
         validation_fraction=None,
         tol=1e-4,
         n_iter_no_change=10,
+        alpha=0.0,
         **kwargs,
     ):
         kwargs.setdefault("train_split", None)
         kwargs.setdefault("verbose", 0)
+        if alpha:
+            # The weight matrices (names ending in 'weight', as
+            # Autoencoder.weights) form the first parameter group.
+            kwargs.setdefault("optimizer__param_groups", [("*weight", {"weight_decay": 0.0})])
         super().__init__(module, criterion, **kwargs)
         self.estimator = estimator
         self.shuffle = shuffle
         self.validation_fraction = validation_fraction
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.alpha = alpha
 
     def initialize(self):
         super().initialize()
@@ -263,8 +278,17 @@ class AutoencoderNet(NeuralNet):
         loss.backward()
         return {"loss": loss, "y_pred": output}
 
+    def initialize_optimizer(self, *args, **kwargs):
+        super().initialize_optimizer(*args, **kwargs)
+        # A flag, not a reference to the group: skorch pickles the
+        # optimiser apart from the other attributes, which would split them.
+        self._decays = bool(self.alpha) and "weight_decay" in self.optimizer_.param_groups[0]
+        return self
+
     def train_step(self, batch, **fit_params):
         # No optimiser closure: Adam and SGD evaluate the loss once.
+        if self._decays:  # MLP's alpha / batch size
+            self.optimizer_.param_groups[0]["weight_decay"] = self.alpha / len(batch[0])
         self.optimizer_.zero_grad(set_to_none=True)
         step = self.train_step_single(batch, **fit_params)
         self.notify(

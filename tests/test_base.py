@@ -7,8 +7,10 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from skorch.callbacks import Callback
 
 import skae._base
+import skae._modules
 from skae import AutoencoderTransformer
 
 CPU = dict(device="cpu", random_state=0)
@@ -204,3 +206,55 @@ def test_score_samples_ranks_outliers(digits):
     scores = ae.score_samples(np.vstack([X[1000:1100], noise]))
     # Every random image scores below the 10th percentile of real digits.
     assert np.all(scores[100:] < np.percentile(scores[:100], 10))
+
+
+class _StartWeights(Callback):
+    def on_train_begin(self, net, **kwargs):
+        self.state = {k: v.detach().clone() for k, v in net.module_.state_dict().items()}
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("tied", [False, True], ids=["untied", "tied"])
+def test_alpha_is_mlps_penalty_on_the_weights(solver, tied, rng):
+    # alpha's gradient comes from the optimiser's weight_decay, not from
+    # autograd: two steps must equal two steps on MLP's penalised loss
+    # 0.5 * alpha * sum ||W||^2 / batch, biases excluded, with batches of
+    # two sizes (the last one short) to check the per-batch scaling.
+    X = rng.normal(size=(30, 6)).astype(np.float32)
+    start = _StartWeights()
+    alpha, lr = 3.0, 0.05
+    est = AutoencoderTransformer(
+        2, hidden_layer_sizes=(4,), alpha=alpha, solver=solver, learning_rate_init=lr,
+        batch_size=20, shuffle=False, normalize=None, max_iter=1, tied_weights=tied,
+        random_state=0, device="cpu", callbacks=[start],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X)
+
+    ref = skae._modules.Autoencoder(6, 2, hidden_layer_sizes=(4,), tied_weights=tied)
+    ref.load_state_dict(start.state)
+    if solver == "adam":
+        opt = torch.optim.Adam(ref.parameters(), lr=lr)
+    else:
+        opt = torch.optim.SGD(ref.parameters(), lr=lr, momentum=0.9, nesterov=True)
+    x_all = torch.from_numpy(X)
+    for xb in (x_all[:20], x_all[20:]):
+        decoded, _ = ref(xb)
+        loss = (decoded - xb).pow(2).sum(1).mean()
+        loss = loss + 0.5 * alpha * sum(w.pow(2).sum() for w in ref.weights()) / len(xb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for name, value in ref.state_dict().items():
+        torch.testing.assert_close(est.module_.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+    # The reported loss still carries the penalty's value, as MLP's does.
+    plain = AutoencoderTransformer(
+        2, hidden_layer_sizes=(4,), alpha=0.0, solver=solver, learning_rate_init=lr,
+        batch_size=20, shuffle=False, normalize=None, max_iter=1, tied_weights=tied,
+        random_state=0, device="cpu",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain.fit(X)
+    assert est.loss_curve_[0] > plain.loss_curve_[0]
