@@ -458,6 +458,14 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             else:
                 X_t = torch.tensor(X, dtype=torch.float32, device=device)
             y_t = self._to_target_tensor(y, device)
+            split = None
+            if self.early_stopping:
+                # Drawn here, not by the net, so that nothing trains on the
+                # held-out rows: StackedAE's pretraining sees the same
+                # training rows as the fine-tuning.
+                perm = torch.randperm(n_samples, device=X_t.device)
+                n_valid = self._n_valid(n_samples)
+                split = (perm[n_valid:], perm[:n_valid])
             if continuing:
                 X_t.sub_(self.module_.input_mean).div_(self.module_.input_scale)
                 # warm_start builds a new net around a copy of the module;
@@ -465,7 +473,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 module = None if incremental else copy.deepcopy(self.module_)
             else:
                 X_t.sub_(X_t.new_tensor(mean)).div_(X_t.new_tensor(scale))
-                module = self._init_module(X_t, y_t).to(device)
+                rows = None if split is None else split[0]
+                module = self._init_module(X_t, y_t, rows).to(device)
                 module.set_normalization(mean, scale)
             history = None
             if continuing and incremental:
@@ -488,6 +497,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             stopping.active_ = not incremental
             if not incremental:
                 stopping.misses_ = 0
+            net._split = split
             try:
                 net.partial_fit(X_t, y_t)
             except BaseException as exc:
@@ -500,6 +510,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     f"learning_rate_init={self.learning_rate_init} is probably too "
                     "high for this data; lower it (or scale the input)."
                 ) from None
+            finally:
+                net.__dict__.pop("_split", None)  # n indices: not kept, not pickled
         net.module_.eval()
 
         self._net = net
@@ -603,11 +615,13 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         scale[scale == 0] = 1.0
         return mean, scale
 
-    def _init_module(self, X_t, y_t):
+    def _init_module(self, X_t, y_t, rows=None):
         """Return the module to train, given the normalised training tensor.
 
-        The default builds a fresh network with :meth:`_build_module`; a
-        variant that needs the data to initialise (greedy layer-wise
+        ``rows`` (an index tensor, or None for all) are the rows training may
+        use: with ``early_stopping`` the others are the held-out validation
+        set. The default builds a fresh network with :meth:`_build_module`;
+        a variant that needs the data to initialise (greedy layer-wise
         pretraining) overrides this. Runs under the fit's seeded generator.
         """
         return self._build_module(X_t.shape[1])

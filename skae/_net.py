@@ -259,8 +259,18 @@ class AutoencoderNet(NeuralNet):
 
     # -- data -------------------------------------------------------------
     def get_split_datasets(self, X, y=None, **fit_params):
+        """Training and validation views of the device tensors.
+
+        The estimator may set ``_split = (train_rows, valid_rows)`` for the
+        duration of a call (an attribute, not a fit parameter, which
+        scikit-learn's metadata routing would reject); without it the net
+        draws a split from its generator.
+        """
         if self.validation_fraction is None:
             return TensorData(X, y), None
+        split = self.__dict__.get("_split")
+        if split is not None:
+            return TensorData(X, y, split[0]), TensorData(X, y, split[1])
         n = len(X)
         n_valid = max(1, int(round(self.validation_fraction * n)))
         perm = torch.randperm(n, device=X.device)

@@ -115,9 +115,9 @@ class StackedAE(_BaseAutoencoder):
         network starts from a random initialisation. Every other training
         setting (optimiser, batch size, ``alpha``, ``early_stopping``) is
         shared by the stages and the fine-tuning. With ``early_stopping``
-        each stage holds out its own random ``validation_fraction``;
-        pretraining, being unsupervised, sees all of X, including the part
-        that fine-tuning holds out.
+        the rows that fine-tuning holds out for validation are left out of
+        pretraining too, and each stage holds out its own random
+        ``validation_fraction`` of the rest.
 
     noise : {{'masking', 'gaussian', 'salt_and_pepper'}} or None, \
 default=None
@@ -375,8 +375,12 @@ default='reconstruction'
             self._input_noise_reference = _noise_reference(X, mean, scale)
         return mean, scale
 
-    def _init_module(self, X_t, y_t):
-        """Pretrain each layer on the codes below it; return the deep network."""
+    def _init_module(self, X_t, y_t, rows=None):
+        """Pretrain each layer on the codes below it; return the deep network.
+
+        Only the training ``rows`` are used: with ``early_stopping`` the
+        held-out rows stay unseen until validation.
+        """
         module = self._build_module(X_t.shape[1])
         reference = self.__dict__.pop("_input_noise_reference", None)
         self.pretrain_loss_curves_ = []
@@ -389,7 +393,7 @@ default='reconstruction'
         batch_size = self.batch_size
         if batch_size != "auto":
             batch_size = min(batch_size, len(X_t))
-        H = X_t.detach().cpu().numpy()
+        H = (X_t if rows is None else X_t[rows]).detach().cpu().numpy()
         for k in range(n_layers):
             first, last = k == 0, k == n_layers - 1
             # Seeds drawn from the fit's (forked, seeded) torch generator.

@@ -217,10 +217,11 @@ class VariationalAE(_BaseAutoencoder):
             tied_weights=self.tied_weights,
         )
 
-    def _init_module(self, X_t, y_t):
-        module = super()._init_module(X_t, y_t)
+    def _init_module(self, X_t, y_t, rows=None):
+        module = super()._init_module(X_t, y_t, rows)
         # The Gaussian decoder starts from the variance of the mean-only
         # model (1 with 'global' normalisation) and is fitted from there.
+        # A starting value, taken over all rows like the normalisation.
         start = float(X_t.var(dim=0, correction=0).mean()) if len(X_t) else 1.0
         module.noise_var.fill_(max(start, _MIN_NOISE_VAR))
         return module

@@ -109,6 +109,44 @@ def test_unrolled_network_holds_the_pretrained_weights(split, monkeypatch):
             assert_array_equal(initial[f"{dec}.{name}"], stage[f"decoder.0.{name}"])
 
 
+def test_early_stopping_holds_its_validation_rows_out_of_pretraining(split, monkeypatch):
+    """The validation rows that early stopping scores are never trained on,
+    not even by the greedy pretraining that precedes the fine-tuning."""
+    from skae import _net, _stacked
+
+    X_train, _, _, _ = split
+    X = X_train[:300].astype(np.float32)
+    seen, splits = [], []
+    fit = _stacked._PretrainLayer.fit
+    get_split = _net.AutoencoderNet.get_split_datasets
+
+    def recording_fit(layer, H, y=None):
+        seen.append(H)
+        return fit(layer, H, y)
+
+    def recording_split(net, X_t, y=None, **kw):
+        train, valid = get_split(net, X_t, y, **kw)
+        splits.append((train.indices.cpu().numpy(), valid.indices.cpu().numpy()))
+        return train, valid
+
+    monkeypatch.setattr(_stacked._PretrainLayer, "fit", recording_fit)
+    monkeypatch.setattr(_net.AutoencoderNet, "get_split_datasets", recording_split)
+    est = StackedAE(
+        4, hidden_layer_sizes=(16,), early_stopping=True, validation_fraction=0.2,
+        pretrain_max_iter=2, max_iter=3, random_state=0, device="cpu",
+    ).fit(X)
+    # Each pretraining stage (2 here) holds out part of its own rows for its
+    # early stopping; the last split is the fine-tuning's.
+    assert len(splits) == 3
+    train_rows, valid_rows = splits[-1]
+    assert len(valid_rows) == 60 and len(set(train_rows) | set(valid_rows)) == 300
+    X_norm = ((torch.from_numpy(X) - torch.tensor(est.mean_, dtype=torch.float32))
+              / torch.tensor(est.scale_, dtype=torch.float32)).numpy()
+    # The first stage trained on exactly the fine-tuning's training rows.
+    assert_array_equal(seen[0], X_norm[train_rows])
+    assert len(seen[1]) == len(train_rows)
+
+
 def test_no_pretraining_is_exactly_the_plain_autoencoder(split):
     """pretrain_max_iter=0 draws nothing extra: the same seed gives the same
     model as AutoencoderTransformer (one training path)."""
