@@ -58,8 +58,13 @@ class TiedLinear(nn.Module):
         )
 
 
-# Functional forms of the activation modules, for the plain inference path.
-_ACTIVATION_FUNCTIONS = {nn.Sigmoid: torch.sigmoid, nn.Tanh: torch.tanh, nn.ReLU: torch.relu}
+# Functional forms of the activation modules for the plain inference path:
+# (out of place, in place); in place only on intermediates the path allocated.
+_ACTIVATION_FUNCTIONS = {
+    nn.Sigmoid: (torch.sigmoid, torch.sigmoid_),
+    nn.Tanh: (torch.tanh, torch.tanh_),
+    nn.ReLU: (torch.relu, torch.relu_),
+}
 
 
 def _tied_linear(x, weight, bias):
@@ -69,9 +74,6 @@ def _tied_linear(x, weight, bias):
 # Largest |mean| / scale of a feature for which inference folds the input
 # normalisation into the first layer (see Autoencoder.plain_functions).
 _FOLD_MEAN_LIMIT = 8.0
-
-# In-place forms, used on intermediates the plain path itself allocated.
-_INPLACE = {torch.sigmoid: torch.sigmoid_, torch.tanh: torch.tanh_, torch.relu: torch.relu_}
 
 
 def _plain_steps(layers):
@@ -91,8 +93,8 @@ def _plain_steps(layers):
         elif kind is TiedLinear:
             steps.append((_tied_linear, layer.source.weight.detach(), layer.bias.detach()))
         elif kind in _ACTIVATION_FUNCTIONS:
-            fn = _ACTIVATION_FUNCTIONS[kind]
-            steps.append((_INPLACE[fn] if after_linear else fn, None, None))
+            out_of_place, in_place = _ACTIVATION_FUNCTIONS[kind]
+            steps.append((in_place if after_linear else out_of_place, None, None))
         elif kind is not nn.Identity:
             steps.append((layer, None, None))
         else:
@@ -281,25 +283,8 @@ class VariationalAutoencoder(Autoencoder):
     decoder). Parameters are those of :class:`Autoencoder`.
     """
 
-    def __init__(
-        self,
-        n_features,
-        n_components,
-        hidden_layer_sizes=(100,),
-        activation="relu",
-        code_activation="identity",
-        output_activation="identity",
-        tied_weights=False,
-    ):
-        super().__init__(
-            n_features,
-            n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            code_activation=code_activation,
-            output_activation=output_activation,
-            tied_weights=tied_weights,
-        )
+    def __init__(self, n_features, n_components, **kwargs):
+        super().__init__(n_features, n_components, **kwargs)
         self.log_var = nn.Linear(self.code.in_features, n_components)
         nn.init.xavier_uniform_(self.log_var.weight)
         nn.init.zeros_(self.log_var.bias)

@@ -261,20 +261,16 @@ class AutoencoderNet(NeuralNet):
     def get_split_datasets(self, X, y=None, **fit_params):
         """Training and validation views of the device tensors.
 
-        The estimator may set ``_split = (train_rows, valid_rows)`` for the
-        duration of a call (an attribute, not a fit parameter, which
-        scikit-learn's metadata routing would reject); without it the net
-        draws a split from its generator.
+        With early stopping the estimator draws the split (before it
+        initialises the module, so that StackedAE's pretraining leaves the
+        held-out rows alone) and sets ``_split = (train_rows, valid_rows)``
+        for the duration of the call: an attribute, not a fit parameter,
+        which scikit-learn's metadata routing would reject.
         """
         if self.validation_fraction is None:
             return TensorData(X, y), None
-        split = self.__dict__.get("_split")
-        if split is not None:
-            return TensorData(X, y, split[0]), TensorData(X, y, split[1])
-        n = len(X)
-        n_valid = max(1, int(round(self.validation_fraction * n)))
-        perm = torch.randperm(n, device=X.device)
-        return TensorData(X, y, perm[n_valid:]), TensorData(X, y, perm[:n_valid])
+        train_rows, valid_rows = self._split
+        return TensorData(X, y, train_rows), TensorData(X, y, valid_rows)
 
     def get_iterator(self, dataset, training=False):
         return BatchIterator(dataset, self.batch_size, self.shuffle and training)
