@@ -3,11 +3,10 @@
 from ._autoencoder import AutoencoderTransformer
 from ._contractive import ContractiveAE
 from ._denoising import DenoisingAE
-from ._persistence import load
+from ._loading import load
 from ._stacked import StackedAE
 from ._variational import VariationalAE
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "AutoencoderTransformer",

@@ -30,11 +30,11 @@ class AutoencoderTransformer(_BaseAutoencoder):
 
     Parameters
     ----------
-{base_parameters}
+    {base_parameters}
 
     Attributes
     ----------
-{base_attributes}
+    {base_attributes}
 
     See Also
     --------

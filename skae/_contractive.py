@@ -1,9 +1,7 @@
 """ContractiveAE: an autoencoder whose encoder Jacobian is penalised exactly."""
 
-import numpy as np
-import torch
 
-from ._base import _CHUNK_ELEMENTS, _BaseAutoencoder, _store_params
+from ._base import _BaseAutoencoder, _store_params
 from ._docstrings import fill_doc
 from ._losses import (
     contractive_penalty,
@@ -22,14 +20,14 @@ class ContractiveAE(_BaseAutoencoder):
 
     .. math::
 
-        \\frac{{1}}{{n}} \\sum_i \\Big( L(x_i, g(f(x_i)))
+        \\frac{1}{n} \\sum_i \\Big( L(x_i, g(f(x_i)))
         + \\lambda \\, \\| J_f(x_i) \\|_F^2 \\Big),
-        \\qquad J_f(x) = \\frac{{\\partial f(x)}}{{\\partial x}}
-        \\in \\mathbb{{R}}^{{k \\times d}},
+        \\qquad J_f(x) = \\frac{\\partial f(x)}{\\partial x}
+        \\in \\mathbb{R}^{k \\times d},
 
     with ``lambda = contraction_weight``, ``k = n_components`` and ``d``
     the number of features (plus the base penalties ``alpha`` and
-    ``sparsity_weight``). ``||J||_F^2 = sum_{{j,l}} (dh_j/dx_l)^2`` is the
+    ``sparsity_weight``). ``||J||_F^2 = sum_{j,l} (dh_j/dx_l)^2`` is the
     squared Frobenius norm of the Jacobian of the code with respect to the
     input, per sample, averaged over the batch. The penalty makes the code
     insensitive to every input direction except those the reconstruction
@@ -68,7 +66,7 @@ class ContractiveAE(_BaseAutoencoder):
 
     Parameters
     ----------
-{base_parameters}
+    {base_parameters}
 
     contraction_weight : float, default=0.1
         ``lambda``, the weight of the mean squared Frobenius norm of the
@@ -77,7 +75,7 @@ class ContractiveAE(_BaseAutoencoder):
 
     Attributes
     ----------
-{base_attributes}
+    {base_attributes}
 
     See Also
     --------
@@ -221,22 +219,12 @@ class ContractiveAE(_BaseAutoencoder):
             The Jacobians, in X's floating dtype.
         """
         X = self._check_inference_input(X)
-        module = self._inference_module(X.dtype)
-        device = next(self.module_.parameters()).device
-        n_samples, n_features = X.shape
         k = self.n_components_
-        width = max(p.shape[0] for p in module.parameters() if p.dim() == 2)
-        width = max(width, n_features)
+        width = max(self._inference_entry(X.dtype).width, X.shape[1])
+
+        def jacobians(entry, x):
+            module = entry.module
+            return encoder_jacobian(lambda v: module.encode(module.normalize(v)), x)
+
         # The k stacked products hold about k * rows * width numbers.
-        step = max(1, _CHUNK_ELEMENTS // (k * width))
-        out = np.empty((n_samples, k, n_features), dtype=X.dtype)
-
-        def encode(x):
-            return module.encode(module.normalize(x))
-
-        for start in range(0, n_samples, step):
-            chunk = np.array(X[start : start + step], copy=True)
-            x = torch.from_numpy(chunk).to(device)
-            jac = encoder_jacobian(encode, x)
-            out[start : start + step] = jac.cpu().numpy()
-        return out
+        return self._run(X, jacobians, row_elements=k * width, autograd=True)

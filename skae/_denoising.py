@@ -1,85 +1,9 @@
 """DenoisingAE: an autoencoder trained to rebuild clean inputs from corrupted ones."""
 
-import numpy as np
-import torch
-
 from ._base import _BaseAutoencoder, _store_params
+from ._corruption import NOISES, check_noise_level, corrupt_batch, noise_reference, on_device
 from ._docstrings import fill_doc
 from ._validation import Interval, Real, StrOptions
-
-_NOISES = ("masking", "gaussian", "salt_and_pepper")
-
-
-def _noise_reference(X, mean, scale):
-    """Model-space constants the corruption needs, from the raw training data.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-        Training data in the user's units.
-    mean, scale : ndarray of shape (n_features,)
-        The normalisation the model applies, ``(x - mean) / scale``.
-
-    Returns
-    -------
-    reference : dict of Tensor of shape (n_features,)
-        ``'zero'``: the image of an input of 0 (a missing value);
-        ``'low'``/``'high'``: the images of each feature's training minimum
-        and maximum; ``'unit'``: ``1 / scale``, the model-space length of one
-        unit of X. float32, on the CPU.
-    """
-    mean = torch.as_tensor(mean, dtype=torch.float32)
-    scale = torch.as_tensor(scale, dtype=torch.float32)
-
-    def to_model(v):
-        # The float32 operations the base applies to the training tensor, so
-        # a raw 0 in X and a masked entry are the same number.
-        return torch.as_tensor(v, dtype=torch.float32).sub_(mean).div_(scale)
-
-    return {
-        "zero": to_model(np.zeros(X.shape[1])),
-        "low": to_model(X.min(axis=0)),
-        "high": to_model(X.max(axis=0)),
-        "unit": 1.0 / scale,
-    }
-
-
-def _corrupt_batch(x, noise, noise_level, reference, generator=None):
-    """Return a corrupted copy of the (normalised) batch ``x``.
-
-    Every entry is corrupted independently:
-
-    * ``'masking'``: with probability ``noise_level`` the entry becomes
-      ``reference['zero']`` (0 in the user's units);
-    * ``'gaussian'``: ``noise_level * reference['unit'] * N(0, 1)`` is added
-      (a standard deviation of ``noise_level`` in the user's units);
-    * ``'salt_and_pepper'``: with probability ``noise_level`` the entry becomes
-      its feature's ``reference['high']`` or ``reference['low']``, each with
-      probability one half.
-
-    ``reference`` is what :func:`_noise_reference` returns; tensors on
-    another device are copied to ``x``'s (keep them there to avoid a copy per
-    batch). Random numbers come from ``generator`` (torch's global generator
-    when None, which the estimator's fit has forked and seeded). With
-    ``noise_level == 0`` ``x`` is returned as is and nothing is drawn, so
-    training matches an uncorrupted autoencoder draw for draw.
-    """
-    if noise_level == 0:
-        return x
-
-    def ref(key):  # a no-op when the reference already sits on x's device
-        return reference[key].to(device=x.device, dtype=x.dtype)
-
-    draw = dict(generator=generator, dtype=x.dtype, device=x.device)
-    if noise == "gaussian":
-        return x + torch.randn(x.shape, **draw) * (noise_level * ref("unit"))
-    u = torch.rand(x.shape, **draw)
-    if noise == "masking":
-        return torch.where(u < noise_level, ref("zero"), x)
-    # One uniform per entry decides both whether and which way: u below
-    # noise_level / 2 is salt (the maximum), up to noise_level pepper.
-    value = torch.where(u < 0.5 * noise_level, ref("high"), ref("low"))
-    return torch.where(u < noise_level, value, x)
 
 
 @fill_doc
@@ -92,8 +16,8 @@ class DenoisingAE(_BaseAutoencoder):
 
     .. math::
 
-        \\min_{{f, g}} \\; \\frac{{1}}{{n}} \\sum_i
-        \\mathbb{{E}}_{{\\tilde x_i \\sim q(\\cdot \\mid x_i)}}
+        \\min_{f, g} \\; \\frac{1}{n} \\sum_i
+        \\mathbb{E}_{\\tilde x_i \\sim q(\\cdot \\mid x_i)}
         \\, L\\big(x_i, g(f(\\tilde x_i))\\big).
 
     A plain autoencoder can reach a low loss by copying its input; a
@@ -132,9 +56,9 @@ class DenoisingAE(_BaseAutoencoder):
 
     Parameters
     ----------
-{base_parameters}
+    {base_parameters}
 
-    noise : {{'masking', 'gaussian', 'salt_and_pepper'}}, default='masking'
+    noise : {'masking', 'gaussian', 'salt_and_pepper'}, default='masking'
         The corruption applied to each training batch (see above).
 
     noise_level : float, default=0.25
@@ -145,7 +69,7 @@ class DenoisingAE(_BaseAutoencoder):
 
     Attributes
     ----------
-{base_attributes}
+    {base_attributes}
 
     See Also
     --------
@@ -193,7 +117,7 @@ class DenoisingAE(_BaseAutoencoder):
 
     _parameter_constraints = {
         **_BaseAutoencoder._parameter_constraints,
-        "noise": [StrOptions(set(_NOISES))],
+        "noise": [StrOptions(set(NOISES))],
         "noise_level": [Interval(Real, 0, None, closed="left")],
     }
 
@@ -234,30 +158,18 @@ class DenoisingAE(_BaseAutoencoder):
     # ------------------------------------------------------------------
     def _check_params(self, X):
         super()._check_params(X)
-        if self.noise in ("masking", "salt_and_pepper") and self.noise_level > 1:
-            raise ValueError(
-                f"noise_level={self.noise_level} must be a probability in [0, 1] "
-                f"for noise={self.noise!r}; only noise='gaussian' takes a "
-                "standard deviation above 1."
-            )
+        check_noise_level(self.noise, self.noise_level)
 
-    def _normalization_stats(self, X):
-        # Called once per fresh fit, with the raw training data, just before
-        # it is normalised: the one place that sees both the data in the
-        # user's units and the normalisation. warm_start and partial_fit
-        # continue without calling it, so the first fit's references stay.
-        mean, scale = super()._normalization_stats(X)
-        self._noise_reference = _noise_reference(X, mean, scale)
-        return mean, scale
+    def _init_module(self, data, mean, scale):
+        # A fresh fit fixes what the noise means in the model's space;
+        # warm_start and partial_fit keep the first fit's references.
+        self._noise_reference = noise_reference(data.X, mean, scale)
+        return super()._init_module(data, mean, scale)
 
     def _corrupt(self, x):
-        reference = self._noise_reference
-        if reference["zero"].device != x.device:
-            # Computed on the CPU (or unpickled there) and trained on a GPU:
-            # moved once per fit, not on every batch.
-            reference = {k: v.to(x.device) for k, v in reference.items()}
-            self._noise_reference = reference
-        return _corrupt_batch(x, self.noise, self.noise_level, reference)
+        # Moved once per fit when it was made (or unpickled) elsewhere.
+        self._noise_reference = on_device(self._noise_reference, x.device)
+        return corrupt_batch(x, self.noise, self.noise_level, self._noise_reference)
 
     # ------------------------------------------------------------------
     # inference
@@ -282,15 +194,3 @@ class DenoisingAE(_BaseAutoencoder):
         """
         X = self._check_inference_input(X)
         return self._run(X, lambda e, x: e.decode(e.encode(x)))
-
-    # ------------------------------------------------------------------
-    # pickling: the references live on the training device; store them on
-    # the CPU so a GPU-fitted model loads anywhere.
-    # ------------------------------------------------------------------
-    def __getstate__(self):
-        state = super().__getstate__()
-        if "_noise_reference" in state:
-            state["_noise_reference"] = {
-                k: v.cpu() for k, v in state["_noise_reference"].items()
-            }
-        return state

@@ -1,7 +1,8 @@
 """Shared numpydoc fragments, so five estimators document one parameter list.
 
-A class docstring writes ``{base_parameters}`` or ``{base_attributes}`` where the
-shared text goes and decorates the class with :func:`fill_doc`.
+A class docstring writes ``{base_parameters}`` or ``{base_attributes}`` on a
+line of its own where the shared text goes (indented as the parameter list
+is) and decorates the class with :func:`fill_doc`.
 """
 
 BASE_PARAMETERS = """\
@@ -155,14 +156,24 @@ device_ : str
     The device the network lives on."""
 
 
+_FRAGMENTS = {"{base_parameters}": BASE_PARAMETERS, "{base_attributes}": BASE_ATTRIBUTES}
+
+
 def fill_doc(cls):
-    """Insert the shared parameter and attribute text into ``cls.__doc__``."""
-    cls.__doc__ = cls.__doc__.format(
-        base_parameters=_indent(BASE_PARAMETERS),
-        base_attributes=_indent(BASE_ATTRIBUTES),
-    )
+    """Insert the shared parameter and attribute text into ``cls.__doc__``.
+
+    A line holding only a placeholder (``{base_parameters}`` or
+    ``{base_attributes}``) is replaced by the fragment, indented like the
+    placeholder. Nothing else in the docstring is touched, so braces (LaTeX,
+    sets of options) are written as they are, never doubled.
+    """
+    lines = []
+    for line in cls.__doc__.splitlines():
+        fragment = _FRAGMENTS.get(line.strip())
+        if fragment is None:
+            lines.append(line)
+        else:
+            indent = line[: len(line) - len(line.lstrip())]
+            lines.extend(indent + row if row else row for row in fragment.splitlines())
+    cls.__doc__ = "\n".join(lines)
     return cls
-
-
-def _indent(text, prefix="    "):
-    return "\n".join(prefix + line if line else line for line in text.splitlines())

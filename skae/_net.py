@@ -9,8 +9,9 @@ from a stock skorch net, and why:
   ``Dataset.__getitem__``, no ``DataLoader`` collation);
 * the per-epoch loss is accumulated on the device and read once per epoch
   (one host sync per epoch instead of one per batch);
-* the loss is ``estimator._loss(...)`` so each variant adds its own term, and
-  the training input goes through ``estimator._corrupt`` first;
+* the loss is ``objective._loss(...)`` so each variant adds its own term, and
+  the training input goes through ``objective._corrupt`` first (the
+  objective is the estimator, or one pretraining stage of StackedAE);
 * the gradient of MLP's L2 penalty ``0.5 * alpha * sum ||W||^2 / batch`` is
   added by the optimiser (``weight_decay = alpha / batch`` on a parameter
   group of the weight matrices, set per batch; inside fused Adam's kernel),
@@ -32,7 +33,6 @@ from a stock skorch net, and why:
 """
 
 import copy
-import math
 import warnings
 
 import torch
@@ -40,128 +40,8 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EpochTimer, PrintLog
 from skorch.utils import TeeGenerator
 
-
-class TrainingDiverged(FloatingPointError):
-    """Raised when the training loss stops being finite."""
-
-
-class _StopTraining(Exception):
-    """Raised by the stopping rule to end ``fit_loop`` cleanly."""
-
-
-class TensorData:
-    """Tensors already on the device, optionally restricted to ``indices``."""
-
-    def __init__(self, X, y=None, indices=None):
-        self.X, self.y, self.indices = X, y, indices
-
-    def __len__(self):
-        return len(self.X) if self.indices is None else len(self.indices)
-
-
-class BatchIterator:
-    """Yield ``(X_batch, y_batch)`` slices of a :class:`TensorData`.
-
-    Without shuffling and without an index subset the batches are views (no
-    copy). Otherwise one permutation is drawn per epoch from torch's (forked,
-    seeded) generator on the data's device and each batch is gathered with
-    one indexing call.
-    """
-
-    def __init__(self, data, batch_size, shuffle):
-        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
-
-    def __len__(self):
-        return math.ceil(len(self.data) / self.batch_size)
-
-    def __iter__(self):
-        X, y, order = self.data.X, self.data.y, self.data.indices
-        n, bs = len(self.data), self.batch_size
-        if self.shuffle:
-            perm = torch.randperm(n, device=X.device)
-            order = perm if order is None else order[perm]
-        for start in range(0, n, bs):
-            if order is None:
-                sl = slice(start, start + bs)
-                yield X[sl], (None if y is None else y[sl])
-            else:
-                idx = order[start : start + bs]
-                yield X[idx], (None if y is None else y[idx])
-
-
-class StoppingRule(Callback):
-    """scikit-learn MLP's ``_update_no_improvement_count``, as a callback.
-
-    An epoch is a miss when the training loss is not below
-    ``best_loss - tol`` (or, with early stopping, when the validation score
-    is not above ``best_score + tol``); training stops once misses exceed
-    ``n_iter_no_change``. With early stopping the best weights are restored
-    at the end of training.
-
-    A non-finite training loss (or, with early stopping, validation score)
-    raises :class:`TrainingDiverged`; with early stopping and at least one
-    finite validation score it instead ends training with a warning, and the
-    best weights are restored as usual (``diverged_`` is then True).
-    """
-
-    def __init__(self, tol=1e-4, n_iter_no_change=10, early_stopping=False):
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-
-    def initialize(self):
-        self.best_loss_ = math.inf
-        self.best_score_ = -math.inf
-        self.best_state_ = None
-        self.misses_ = 0
-        self.stopped_ = False
-        self.diverged_ = False
-        self.active_ = True
-        return self
-
-    def on_train_begin(self, net, **kwargs):
-        self.stopped_ = False
-        self.diverged_ = False
-
-    def on_epoch_end(self, net, **kwargs):
-        row = net.history[-1]
-        loss = row["train_loss"]
-        what = f"the training loss became {loss} at epoch {row['epoch']}"
-        if self.early_stopping:
-            score = -row["valid_loss"]
-            net.history.record("valid_score", score)
-            if not math.isfinite(score) and math.isfinite(loss):
-                loss = score
-                what = f"the validation score became {score} at epoch {row['epoch']}"
-        if not math.isfinite(loss):
-            if not (self.early_stopping and self.best_state_ is not None):
-                raise TrainingDiverged(what)
-            warnings.warn(
-                f"Training diverged: {what}; training stopped and the weights "
-                f"with the best validation score ({self.best_score_:.6g}) were "
-                f"restored. learning_rate_init={getattr(net, 'lr', None)} is "
-                "probably too high for this data.",
-                UserWarning,
-                stacklevel=2,
-            )
-            self.stopped_ = self.diverged_ = True
-            raise _StopTraining
-        if self.early_stopping:
-            improved = score > self.best_score_ + self.tol
-            if score > self.best_score_:
-                self.best_score_ = score
-                self.best_state_ = copy.deepcopy(net.module_.state_dict())
-        else:
-            improved = loss < self.best_loss_ - self.tol
-        self.best_loss_ = min(self.best_loss_, loss)
-        self.misses_ = 0 if improved else self.misses_ + 1
-        if self.active_ and self.misses_ > self.n_iter_no_change:
-            self.stopped_ = True
-            raise _StopTraining
-
-    def on_train_end(self, net, **kwargs):
-        if self.early_stopping and self.best_state_ is not None:
-            net.module_.load_state_dict(self.best_state_)
+from ._batches import BatchIterator, TensorData
+from ._stopping import StoppingRule, _StopTraining
 
 
 def _module_tensors(module):
@@ -188,12 +68,14 @@ class AutoencoderNet(NeuralNet):
 
     Parameters beyond :class:`skorch.NeuralNet`'s
     ------------------------------------------------
-    estimator : skae estimator
-        Supplies ``_loss``, ``_corrupt`` and ``_score_samples_model``.
+    objective : object
+        Supplies ``_loss``, ``_corrupt`` and ``_score_samples_model`` (a skae
+        estimator, or one stage of StackedAE's pretraining).
     shuffle : bool
         Shuffle training batches every epoch.
-    validation_fraction : float or None
-        Fraction held out for early stopping; ``None`` holds out nothing.
+    early_stopping : bool
+        Score the held-out rows of :class:`TrainingData` every epoch, stop
+        on the validation score and restore the best weights.
     tol, n_iter_no_change : float, int
         Passed to :class:`StoppingRule`.
     alpha : float
@@ -206,9 +88,9 @@ class AutoencoderNet(NeuralNet):
         module,
         criterion,
         *,
-        estimator,
+        objective,
         shuffle=True,
-        validation_fraction=None,
+        early_stopping=False,
         tol=1e-4,
         n_iter_no_change=10,
         alpha=0.0,
@@ -221,14 +103,15 @@ class AutoencoderNet(NeuralNet):
             # Autoencoder.weights) form the first parameter group.
             kwargs.setdefault("optimizer__param_groups", [("*weight", {"weight_decay": 0.0})])
         super().__init__(module, criterion, **kwargs)
-        self.estimator = estimator
+        self.objective = objective
         self.shuffle = shuffle
-        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.alpha = alpha
 
     def initialize(self):
+        # Why: drop the module/criterion instances once fitted (no double pickle).
         super().initialize()
         # The module and criterion were passed as instances; once they are
         # the fitted ``module_``/``criterion_``, keep only their classes so a
@@ -240,13 +123,14 @@ class AutoencoderNet(NeuralNet):
 
     # -- callbacks ----------------------------------------------------------
     def get_default_callbacks(self):
+        # Why: MLP's stopping rule always, skorch's log only when verbose.
         callbacks = [
             (
                 "stopping",
                 StoppingRule(
                     tol=self.tol,
                     n_iter_no_change=self.n_iter_no_change,
-                    early_stopping=self.validation_fraction is not None,
+                    early_stopping=self.early_stopping,
                 ),
             )
         ]
@@ -259,32 +143,27 @@ class AutoencoderNet(NeuralNet):
 
     # -- data -------------------------------------------------------------
     def get_split_datasets(self, X, y=None, **fit_params):
-        """Training and validation views of the device tensors.
-
-        With early stopping the estimator draws the split (before it
-        initialises the module, so that StackedAE's pretraining leaves the
-        held-out rows alone) and sets ``_split = (train_rows, valid_rows)``
-        for the duration of the call: an attribute, not a fit parameter,
-        which scikit-learn's metadata routing would reject.
-        """
-        if self.validation_fraction is None:
-            return TensorData(X, y), None
-        train_rows, valid_rows = self._split
-        return TensorData(X, y, train_rows), TensorData(X, y, valid_rows)
+        # X is a TrainingData: the split was drawn by the fit driver.
+        if not self.early_stopping:
+            return TensorData(X.X, X.y), None
+        return TensorData(X.X, X.y, X.train_rows), TensorData(X.X, X.y, X.valid_rows)
 
     def get_iterator(self, dataset, training=False):
+        # Why: slices of device tensors, no DataLoader collation per sample.
         return BatchIterator(dataset, self.batch_size, self.shuffle and training)
 
     # -- steps --------------------------------------------------------------
     def train_step_single(self, batch, **fit_params):
+        # Why: corruption, a tuple output and the variant's own objective.
         x, y = batch
-        x_in = self.estimator._corrupt(x)
+        x_in = self.objective._corrupt(x)
         output = self.module_(x_in)
-        loss = self.estimator._loss(self, x, x_in, y, output)
+        loss = self.objective._loss(self, x, x_in, y, output)
         loss.backward()
         return {"loss": loss, "y_pred": output}
 
     def initialize_optimizer(self, *args, **kwargs):
+        # Why: remember whether alpha's decay group exists (see train_step).
         super().initialize_optimizer(*args, **kwargs)
         # A flag, not a reference to the group: skorch pickles the
         # optimiser apart from the other attributes, which would split them.
@@ -292,6 +171,7 @@ class AutoencoderNet(NeuralNet):
         return self
 
     def train_step(self, batch, **fit_params):
+        # Why: MLP's per-batch alpha / batch_size as weight decay, no closure.
         # No optimiser closure: Adam and SGD evaluate the loss once.
         if self._decays:  # MLP's alpha / batch size
             self.optimizer_.param_groups[0]["weight_decay"] = self.alpha / len(batch[0])
@@ -307,12 +187,14 @@ class AutoencoderNet(NeuralNet):
         return step
 
     def validation_step(self, batch, **fit_params):
+        # Why: the validation loss is minus the estimator's score_samples.
         x, y = batch
         with torch.no_grad():
-            scores = self.estimator._score_samples_model(self.module_, x, y)
+            scores = self.objective._score_samples_model(self.module_, x, y)
         return {"loss": -scores.mean(), "y_pred": None}
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        # Why: accumulate the loss on the device, one host sync per epoch.
         if iterator is None:
             return
         self._set_training(training)
@@ -378,6 +260,7 @@ class AutoencoderNet(NeuralNet):
         del self.history[n_rows:]
 
     def initialize_callbacks(self):
+        # Why: learn once whether any callback listens to per-batch events.
         super().initialize_callbacks()
         self._per_batch = any(
             getattr(type(cb), event) is not getattr(Callback, event)
@@ -400,6 +283,7 @@ class AutoencoderNet(NeuralNet):
         return new
 
     def notify(self, method_name, **cb_kwargs):
+        # Why: skip unheard per-batch events; snapshot each finished epoch.
         if method_name in _PER_BATCH_EVENTS and not self.__dict__.get("_per_batch", True):
             return  # no callback listens (and no one reads per-batch history)
         super().notify(method_name, **cb_kwargs)
@@ -407,7 +291,29 @@ class AutoencoderNet(NeuralNet):
             # Every callback has run: the epoch is finished.
             self._save_epoch_state()
 
+    @property
+    def stopping_rule(self):
+        """The :class:`StoppingRule` callback (its state: best score, stop flags)."""
+        return dict(self.callbacks_)["stopping"]
+
+    def fit_epochs(self, data, *, batch_size, epochs, resume):
+        """Train on ``data`` (a :class:`TrainingData`) for up to ``epochs`` epochs.
+
+        ``resume`` continues the stopping rule's count (``partial_fit``: one
+        epoch a call, never stopped by the rule); otherwise the count starts
+        afresh and the rule may end training.
+        """
+        self.batch_size, self.max_epochs = batch_size, epochs
+        if not self.initialized_:
+            self.initialize()
+        rule = self.stopping_rule
+        rule.active_ = not resume
+        if not resume:
+            rule.misses_ = 0
+        return self.partial_fit(data)
+
     def partial_fit(self, X, y=None, classes=None, **fit_params):
+        # Why: a rule's stop ends training normally; Ctrl-C rolls back an epoch.
         """Train for ``max_epochs`` epochs, stopping early when the rule says.
 
         As in :meth:`skorch.NeuralNet.partial_fit`, but a stop by

@@ -10,11 +10,13 @@ with ``numpy.load(..., allow_pickle=False)``:
 * every array (module weights and buffers, the optimiser's moments,
   ``mean_``, ``scale_`` ...) is its own ``.npy`` member.
 
-Loading never imports a name from the file and never unpickles: the class
-must be one of skae's public estimators, values are JSON or plain numeric
-arrays, and only the small set of tags below is understood. The module is
-rebuilt from the hyperparameters with the estimator's ``_build_module`` and
-the weights are loaded with ``load_state_dict(strict=True)``.
+This module is the codec only: :func:`write` stores a class name, the
+hyperparameters and an estimator's fitted state (the dict of its
+``_get_fitted_state``), and :func:`read` returns them, checked, without
+knowing any estimator. Reading never imports a name from the file and never
+unpickles: values are JSON or plain numeric arrays, and only the small set
+of tags below is understood. :func:`skae.load` (``_loading.py``) turns what
+:func:`read` returns into an estimator.
 
 JSON tags (a dict with one key) for values JSON cannot hold directly:
 ``__tuple__`` (a tuple), ``__items__`` (a dict whose keys are not plain
@@ -27,40 +29,19 @@ import hashlib
 import json
 import os
 import uuid
-import warnings
 import zipfile
 import zlib
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
+from ._version import __version__
+
 FORMAT = "skae-model"
 FORMAT_VERSION = 1
 _HEADER = "skae.json"
-# Fitted attributes rebuilt on load rather than stored.
-_REBUILT = {"_net", "module_", "_inference", "device_"}
-# Optimiser settings that describe the implementation on one machine, not
-# the optimisation state: the loading machine keeps its own.
-_OPTIMIZER_IMPL_KEYS = ("fused", "foreach", "capturable", "differentiable")
-
-
-def _estimator_classes():
-    """skae's public estimators by name: the only classes a file may name."""
-    import inspect
-
-    import skae
-
-    from ._base import _BaseAutoencoder
-
-    return {
-        name: obj
-        for name in skae.__all__
-        for obj in [getattr(skae, name)]
-        if inspect.isclass(obj) and issubclass(obj, _BaseAutoencoder)
-    }
-
-
 # ----------------------------------------------------------------------
 # encoding
 # ----------------------------------------------------------------------
@@ -218,20 +199,9 @@ def _checksum(array):
 # ----------------------------------------------------------------------
 # save
 # ----------------------------------------------------------------------
-def save(estimator, path):
-    """Write a fitted skae estimator to ``path`` (see the estimators' ``save``)."""
-    from . import __version__
-    from ._validation import check_is_fitted
-
-    check_is_fitted(estimator)
-    classes = _estimator_classes()
-    name = type(estimator).__name__
-    if classes.get(name) is not type(estimator):
-        raise TypeError(
-            f"{type(estimator).__qualname__} is not one of skae's public estimators "
-            f"({', '.join(sorted(classes))}); only those can be saved."
-        )
-    params = estimator.get_params(deep=False)
+def write(path, class_name, params, state):
+    """Write one model file: ``params`` and the fitted ``state`` of a
+    ``class_name`` estimator (see ``_get_fitted_state``)."""
     if params.get("callbacks"):
         raise ValueError(
             "callbacks cannot be saved: they are arbitrary Python objects, and a "
@@ -249,27 +219,18 @@ def save(estimator, path):
             "torch": torch.__version__,
             "scikit-learn": __import__("sklearn").__version__,
         },
-        "class": name,
-        "device": estimator.device_,
+        "class": class_name,
+        "device": state["device"],
     }
     header["params"] = {k: encode(v, f"parameter {k!r}") for k, v in params.items()}
-    attributes = {
-        k: v
-        for k, v in vars(estimator).items()
-        if k not in params and k not in _REBUILT and not k.startswith("__")
-    }
     header["attributes"] = {
-        k: encode(v, f"fitted attribute {k!r}") for k, v in attributes.items()
+        k: encode(v, f"fitted attribute {k!r}") for k, v in state["attributes"].items()
     }
     header["module_state"] = [
-        [k, encode(v, f"module weight {k!r}")]
-        for k, v in estimator.module_.state_dict().items()
+        [k, encode(v, f"module weight {k!r}")] for k, v in state["module_state"].items()
     ]
-    net = getattr(estimator, "_net", None)
-    if net is not None and getattr(net, "optimizer_", None) is not None:
-        header["optimizer_state"] = encode(
-            net.optimizer_.state_dict(), "optimizer state"
-        )
+    if state.get("optimizer_state") is not None:
+        header["optimizer_state"] = encode(state["optimizer_state"], "optimizer state")
     header["checksums"] = {k: _checksum(v) for k, v in encode.arrays.items()}
     blob = json.dumps(header).encode("utf-8")
     members = {_HEADER: np.frombuffer(blob, dtype=np.uint8), **encode.arrays}
@@ -303,65 +264,17 @@ def _unreadable(path, exc):
     )
 
 
-def load(path, *, device=None, allow_version_mismatch=False):
-    """Load an estimator written by its ``save`` method; runs no code from the file.
+class SavedModel(NamedTuple):
+    """What a model file holds, decoded and checked."""
 
-    Parameters
-    ----------
-    path : str or path-like
-        The file written by ``estimator.save(path)``.
-    device : str or None, default=None
-        Where to put the model: None uses the device it was fitted on when
-        that is available here and the CPU otherwise (a model fitted on a
-        GPU loads on a machine without one, with a warning); 'cpu', 'cuda'
-        or 'cuda:N' force it. The ``device`` hyperparameter is restored as
-        saved and still decides where a later ``fit`` trains.
-    allow_version_mismatch : bool, default=False
-        A file written by a different skae version raises a ValueError;
-        True loads it anyway, with a warning (the weights must still match
-        the rebuilt network exactly).
+    class_name: str
+    params: dict
+    state: dict  # as ``_get_fitted_state`` returns it
+    skae_version: object
 
-    Returns
-    -------
-    estimator : skae estimator
-        The fitted estimator, ready for ``transform``, ``inverse_transform``,
-        ``score`` and further training (``partial_fit`` resumes the saved
-        optimiser state; ``fit`` with ``warm_start=True`` starts a fresh
-        optimiser, as it always does).
 
-    Raises
-    ------
-    ValueError
-        If the file is corrupted, truncated, not a skae model, written by an
-        unknown format or skae version, names a class that is not a skae
-        estimator, or holds weights that do not fit the network its
-        hyperparameters describe.
-
-    See Also
-    --------
-    skae.AutoencoderTransformer.save : Write a fitted estimator.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> from sklearn.datasets import load_digits
-    >>> import skae
-    >>> X, _ = load_digits(return_X_y=True)
-    >>> ae = skae.AutoencoderTransformer(n_components=2, max_iter=5,
-    ...                                  random_state=0, device="cpu").fit(X)
-    >>> with tempfile.TemporaryDirectory() as folder:
-    ...     path = os.path.join(folder, "digits.skae")
-    ...     ae.save(path)
-    ...     loaded = skae.load(path)
-    >>> type(loaded).__name__, loaded.n_iter_
-    ('AutoencoderTransformer', 5)
-    >>> bool((loaded.transform(X) == ae.transform(X)).all())
-    True
-    """
-    from . import __version__
-    from ._base import _InferenceCache
-    from ._validation import map_location, resolve_device
-
+def read(path):
+    """Read and check a model file; raises ValueError for anything malformed."""
     if not os.path.exists(os.fspath(path)):
         raise FileNotFoundError(f"No such file: {os.fspath(path)!r}")
     try:
@@ -394,19 +307,6 @@ def load(path, *, device=None, allow_version_mismatch=False):
                 f"({__version__}) reads format version {FORMAT_VERSION}. Load it with "
                 f"the skae version that wrote it."
             )
-        saved_version = header.get("skae_version")
-        if saved_version != __version__:
-            message = (
-                f"{os.fspath(path)!r} was written by skae {saved_version!r}; this is "
-                f"skae {__version__}."
-            )
-            if not allow_version_mismatch:
-                raise ValueError(
-                    message + " Install that version, or pass "
-                    "allow_version_mismatch=True to load it anyway."
-                )
-            warnings.warn(message + " Loading it anyway.", UserWarning, stacklevel=2)
-
         checksums = header.get("checksums")
         if not isinstance(checksums, dict):
             raise _unreadable(path, KeyError("checksums"))
@@ -429,15 +329,7 @@ def load(path, *, device=None, allow_version_mismatch=False):
             return array
 
         try:
-            return _rebuild(
-                header,
-                _Decoder(read_array),
-                device,
-                map_location,
-                resolve_device,
-                _InferenceCache,
-                path,
-            )
+            return _decode(header, _Decoder(read_array))
         except (_FormatError, TypeError, KeyError, AttributeError) as exc:
             raise ValueError(
                 f"{os.fspath(path)!r} does not describe a valid skae model: "
@@ -445,97 +337,23 @@ def load(path, *, device=None, allow_version_mismatch=False):
             ) from None
 
 
-def _rebuild(header, decode, device, map_location, resolve_device, cache_cls, path):
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    classes = _estimator_classes()
+def _decode(header, decode):
+    """The :class:`SavedModel` in a checked header (arrays read on demand)."""
     name = header.get("class")
-    cls = classes.get(name) if isinstance(name, str) else None
-    if cls is None:
-        raise ValueError(
-            f"{os.fspath(path)!r} holds a {name!r}, which is not one of skae's "
-            f"estimators ({', '.join(sorted(classes))})."
-        )
     params = decode(header["params"])
-    known = set(cls().get_params(deep=False))
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise ValueError(
-            f"{os.fspath(path)!r} sets parameters {unknown} that {name} does not have "
-            "(written by a different skae version?)."
-        )
-    estimator = cls(**params)
-    try:
-        estimator._validate_params()
-    except InvalidParameterError as exc:
-        raise ValueError(
-            f"{os.fspath(path)!r} holds invalid parameters: {exc}"
-        ) from None
-
     attributes = decode(header["attributes"])
-    for key, value in attributes.items():
-        if (
-            not isinstance(key, str)
-            or not key.isidentifier()
-            or key.startswith("__")
-            or key in known
-            or key in _REBUILT
-            or hasattr(cls, key)
-        ):
-            raise ValueError(f"{os.fspath(path)!r} sets a forbidden attribute {key!r}.")
-        setattr(estimator, key, value)
-    if not isinstance(getattr(estimator, "n_features_in_", None), int):
-        raise ValueError(f"{os.fspath(path)!r} has no n_features_in_.")
-
-    saved_device = header.get("device", "cpu")
-    if device is None:
-        device = map_location(saved_device)
-        if device != saved_device:
-            warnings.warn(
-                f"The model was fitted on {saved_device!r}, which is not available "
-                f"here; it is loaded on {device!r}.",
-                UserWarning,
-                stacklevel=3,
-            )
-    device = resolve_device(device)
-
-    # The freshly initialised weights are overwritten below; fork the global
-    # RNG so that loading does not disturb the user's random stream.
-    with torch.random.fork_rng(devices=[]):
-        module = estimator._build_module(estimator.n_features_in_)
-    state = {}
+    if not isinstance(params, dict) or not isinstance(attributes, dict):
+        raise _FormatError("params and attributes must be dicts")
+    module_state = {}
     for item in header["module_state"]:
         key, value = item
-        state[key] = decode(value)
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"The weights in {os.fspath(path)!r} do not fit the network that {name}'s "
-            f"saved hyperparameters describe (a file edited, or written by another "
-            f"class or skae version?): {exc}"
-        ) from None
-    module = module.to(device).eval()
-
-    net = estimator._make_net(module, device)
-    net.initialize()
-    if "optimizer_state" in header:
-        optimizer_state = decode(header["optimizer_state"])
-        current = net.optimizer_.state_dict()["param_groups"]
-        try:
-            for group, fresh in zip(optimizer_state["param_groups"], current):
-                for key in _OPTIMIZER_IMPL_KEYS:
-                    if key in fresh:
-                        group[key] = fresh[key]
-            net.optimizer_.load_state_dict(optimizer_state)
-        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
-            raise ValueError(
-                f"The optimiser state in {os.fspath(path)!r} does not fit the network: "
-                f"{exc}"
-            ) from None
-    net.module_.eval()
-    estimator._net = net
-    estimator.module_ = net.module_
-    estimator.device_ = device
-    estimator._inference = cache_cls()
-    return estimator
+        module_state[key] = decode(value)
+    state = {
+        "attributes": attributes,
+        "module_state": module_state,
+        "optimizer_state": (
+            decode(header["optimizer_state"]) if "optimizer_state" in header else None
+        ),
+        "device": header.get("device", "cpu"),
+    }
+    return SavedModel(name, params, state, header.get("skae_version"))

@@ -1,20 +1,17 @@
 """StackedAE: greedy layer-wise pretraining, then end-to-end fine-tuning."""
 
-import warnings
-
 import numpy as np
 import torch
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from torch import nn
 from torch.nn import functional as F
 
 from ._base import _BaseAutoencoder, _store_params
-from ._denoising import _NOISES, DenoisingAE, _noise_reference
+from ._corruption import NOISES, check_noise_level
 from ._docstrings import fill_doc
 from ._losses import ReconstructionLoss, nca_loss
-from ._modules import TiedLinear
+from ._pretraining import pretrain
 from ._validation import (
     Integral,
     Interval,
@@ -27,30 +24,6 @@ from ._validation import (
 _SUPERVISED = ("classification", "nca")
 
 
-class _PretrainLayer(DenoisingAE):
-    """One stage of greedy pretraining: a one-layer (denoising) autoencoder.
-
-    It is fitted on the previous layer's codes through skae's one training
-    path; with ``noise_level=0`` it is exactly an
-    :class:`AutoencoderTransformer`. Its width may exceed its input width
-    (an overcomplete layer such as 784 -> 1000), so its data checks are
-    skipped: the owning :class:`StackedAE` has already validated every
-    setting, and the layer is never exposed.
-    """
-
-    _input_reference = None
-
-    def _check_params(self, X):
-        pass
-
-    def _normalization_stats(self, X):
-        stats = super()._normalization_stats(X)
-        if self._input_reference is not None:
-            # The first stage corrupts in the StackedAE's units of X.
-            self._noise_reference = self._input_reference
-        return stats
-
-
 @fill_doc
 class StackedAE(_BaseAutoencoder):
     """Deep autoencoder trained by greedy layer-wise pretraining and fine-tuning.
@@ -60,19 +33,18 @@ class StackedAE(_BaseAutoencoder):
     stages.
 
     **Greedy pretraining.** Layer ``k`` is a one-hidden-layer autoencoder
-    ``h_k = s(W_k h_{{k-1}} + b_k)``, ``h_{{k-1}} ~= s'(W'_k h_k + b'_k)``
-    fitted for ``pretrain_max_iter`` epochs to the codes ``h_{{k-1}}`` of the
+    ``h_k = s(W_k h_{k-1} + b_k)``, ``h_{k-1} ~= s'(W'_k h_k + b'_k)``
+    fitted for ``pretrain_max_iter`` epochs to the codes ``h_{k-1}`` of the
     layers below it (``h_0 = x``, normalised), each optionally denoising
-    (``noise``: the layer sees a corrupted ``h_{{k-1}}`` and must
+    (``noise``: the layer sees a corrupted ``h_{k-1}`` and must
     reconstruct the clean one) or sparse (``sparsity_weight``: an L1
     penalty on ``h_k``; during fine-tuning, on the code). Here ``s`` is
     ``activation`` for hidden layers and ``code_activation`` for the last;
     ``s'`` is the output activation (and ``loss``) for layer 1, and
     ``activation`` (with squared error) above it.
-    Every stage is fitted as a :class:`DenoisingAE` with
-    ``hidden_layer_sizes=()`` (``noise_level=0``, a plain autoencoder, when
-    ``noise=None``) and the same optimiser settings, so pretraining reuses
-    the one training loop.
+    Every stage is a one-layer autoencoder (denoising when ``noise`` is
+    set) trained with the same optimiser settings through the one training
+    loop, on the data already on the device.
 
     **Unrolling and fine-tuning.** The encoders are stacked into
     ``f = f_L o ... o f_1`` and the decoders, in reverse order, into
@@ -84,13 +56,13 @@ class StackedAE(_BaseAutoencoder):
       deep autoencoder of Hinton & Salakhutdinov (2006);
     * ``'classification'``: a linear softmax head on the code (``module_.head``)
       is trained with the encoder on the cross-entropy
-      ``-log softmax(V f(x_i) + c)_{{y_i}}``;
+      ``-log softmax(V f(x_i) + c)_{y_i}``;
     * ``'nca'``: the encoder is trained with the Neighbourhood Components
       Analysis objective on the code (Salakhutdinov & Hinton, 2007). Within
       each mini-batch ``B``, sample ``i`` picks neighbour ``j`` with
-      probability ``p_ij = exp(-||z_i - z_j||^2) / sum_{{k in B, k != i}}
+      probability ``p_ij = exp(-||z_i - z_j||^2) / sum_{k in B, k != i}
       exp(-||z_i - z_k||^2)``, ``z = f(x)``, and the loss is the expected
-      leave-one-out error ``1 - sum_{{j: y_j = y_i}} p_ij``, averaged over the
+      leave-one-out error ``1 - sum_{j: y_j = y_i} p_ij``, averaged over the
       batch. The result is a nonlinear NCA: k-nearest neighbours works well
       in the code space.
 
@@ -107,7 +79,7 @@ class StackedAE(_BaseAutoencoder):
 
     Parameters
     ----------
-{base_parameters}
+    {base_parameters}
 
     pretrain_max_iter : int, default=20
         Epochs of pretraining per layer (each stage also stops by the
@@ -116,10 +88,10 @@ class StackedAE(_BaseAutoencoder):
         setting (optimiser, batch size, ``alpha``, ``early_stopping``) is
         shared by the stages and the fine-tuning. With ``early_stopping``
         the rows that fine-tuning holds out for validation are left out of
-        pretraining too, and each stage holds out its own random
-        ``validation_fraction`` of the rest.
+        pretraining too: each stage trains on the other rows and stops on
+        the held-out ones.
 
-    noise : {{'masking', 'gaussian', 'salt_and_pepper'}} or None, \
+    noise : {'masking', 'gaussian', 'salt_and_pepper'} or None, \
 default=None
         Corruption of each layer's input during pretraining, which makes
         every stage a :class:`DenoisingAE` (stacked denoising autoencoders,
@@ -136,7 +108,7 @@ default=None
         'salt_and_pepper' (in [0, 1]), the standard deviation for
         'gaussian'. Unused when ``noise=None``.
 
-    fine_tune : {{'reconstruction', 'classification', 'nca'}}, \
+    fine_tune : {'reconstruction', 'classification', 'nca'}, \
 default='reconstruction'
         Fine-tuning objective (see above). The supervised modes need ``y``.
 
@@ -147,7 +119,7 @@ default='reconstruction'
 
     Attributes
     ----------
-{base_attributes}
+    {base_attributes}
 
     pretrain_loss_curves_ : list of list of float
         Training loss per epoch of each pretraining stage, input layer
@@ -214,7 +186,7 @@ default='reconstruction'
     _parameter_constraints = {
         **_BaseAutoencoder._parameter_constraints,
         "pretrain_max_iter": [Interval(Integral, 0, None, closed="left")],
-        "noise": [StrOptions(set(_NOISES)), None],
+        "noise": [StrOptions(set(NOISES)), None],
         "noise_level": [Interval(Real, 0, None, closed="left")],
         "fine_tune": [StrOptions({"reconstruction", "classification", "nca"})],
         "reconstruction_weight": [Interval(Real, 0, None, closed="left")],
@@ -308,12 +280,7 @@ default='reconstruction'
 
     def _check_params(self, X):
         super()._check_params(X)
-        if self.noise in ("masking", "salt_and_pepper") and self.noise_level > 1:
-            raise ValueError(
-                f"noise_level={self.noise_level} must be a probability in [0, 1] "
-                f"for noise={self.noise!r}; only noise='gaussian' takes a "
-                "standard deviation above 1."
-            )
+        check_noise_level(self.noise, self.noise_level)
 
     def _validate_fit_data(self, X, y, reset):
         if not self._supervised:
@@ -366,87 +333,16 @@ default='reconstruction'
             nn.init.zeros_(module.head.bias)
         return module
 
-    def _normalization_stats(self, X):
-        # The base calls this with the raw training data before
-        # _init_module (DenoisingAE uses the same hook): the first stage's
-        # noise is defined in the units of X, which needs both.
-        mean, scale = super()._normalization_stats(X)
-        if self.noise is not None:
-            self._input_noise_reference = _noise_reference(X, mean, scale)
-        return mean, scale
-
-    def _init_module(self, X_t, y_t, rows=None):
+    def _init_module(self, data, mean, scale):
         """Pretrain each layer on the codes below it; return the deep network.
 
-        Only the training ``rows`` are used: with ``early_stopping`` the
+        Only the training rows are trained on: with ``early_stopping`` the
         held-out rows stay unseen until validation.
         """
-        module = self._build_module(X_t.shape[1])
-        reference = self.__dict__.pop("_input_noise_reference", None)
+        module = self._build_module(data.X.shape[1])
         self.pretrain_loss_curves_ = []
-        if self.pretrain_max_iter == 0:
-            return module
-        sizes = (X_t.shape[1], *self._hidden_sizes(), self.n_components)
-        n_layers = len(sizes) - 1
-        encoders = module.encoder_layers()
-        decoders = [m for m in module.decoder if isinstance(m, (nn.Linear, TiedLinear))]
-        batch_size = self.batch_size
-        if batch_size != "auto":
-            batch_size = min(batch_size, len(X_t))
-        H = (X_t if rows is None else X_t[rows]).detach().cpu().numpy()
-        for k in range(n_layers):
-            first, last = k == 0, k == n_layers - 1
-            # Seeds drawn from the fit's (forked, seeded) torch generator.
-            seed = int(torch.randint(np.iinfo(np.int32).max, ()).item())
-            layer = _PretrainLayer(
-                sizes[k + 1],
-                hidden_layer_sizes=(),
-                code_activation=self.code_activation if last else self.activation,
-                output_activation=self._output_activation if first else self.activation,
-                loss=self.loss if first else "squared_error",
-                normalize=None,
-                tied_weights=self.tied_weights,
-                alpha=self.alpha,
-                sparsity_weight=self.sparsity_weight,
-                solver=self.solver,
-                batch_size=batch_size,
-                learning_rate_init=self.learning_rate_init,
-                max_iter=self.pretrain_max_iter,
-                tol=self.tol,
-                n_iter_no_change=self.n_iter_no_change,
-                early_stopping=self.early_stopping,
-                validation_fraction=self.validation_fraction,
-                shuffle=self.shuffle,
-                random_state=seed,
-                verbose=self.verbose,
-                device=str(X_t.device),
-                noise=self.noise or "masking",
-                noise_level=self.noise_level if self.noise else 0.0,
-            )
-            if first:
-                layer._input_reference = reference
-            if self.verbose:
-                print(f"Pretraining layer {k + 1}/{n_layers}: {sizes[k]}-{sizes[k+1]}")
-            with warnings.catch_warnings():
-                # A pretraining stage is a fixed budget of epochs.
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                layer.fit(H)
-            if layer._net.interrupted_:
-                # Ctrl-C during pretraining: a half-pretrained stack is not a
-                # model, so the whole fit stops and the estimator is left as
-                # it was (the layer has already warned).
-                raise KeyboardInterrupt
-            self.pretrain_loss_curves_.append(layer.loss_curve_)
-            src_dec = layer.module_.decoder[0]
-            with torch.no_grad():
-                encoders[k].weight.copy_(layer.module_.code.weight)
-                encoders[k].bias.copy_(layer.module_.code.bias)
-                dst_dec = decoders[n_layers - 1 - k]
-                if not self.tied_weights:
-                    dst_dec.weight.copy_(src_dec.weight)
-                dst_dec.bias.copy_(src_dec.bias)
-            if not last:
-                H = layer.transform(H)
+        if self.pretrain_max_iter:
+            self.pretrain_loss_curves_ = pretrain(self, module, data, mean, scale)
         return module
 
     # ------------------------------------------------------------------

@@ -8,6 +8,7 @@ scikit-learn touches only this file.
 import functools
 from numbers import Integral, Real
 
+import numpy as np
 import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
@@ -20,7 +21,10 @@ __all__ = [
     "RealNotInt",
     "StrOptions",
     "_fit_context",
+    "check_float32_range",
     "check_is_fitted",
+    "check_log_loss_settings",
+    "check_unit_interval",
     "fused_adam_supported",
     "resolve_device",
     "validate_data",
@@ -87,3 +91,52 @@ def fused_adam_supported(device):
     except (RuntimeError, TypeError, ValueError):
         return False
     return True
+
+
+def check_log_loss_settings(output_activation, normalize):
+    """``loss='log_loss'`` needs a logistic output and unscaled data."""
+    if output_activation not in (None, "logistic"):
+        raise ValueError(
+            "loss='log_loss' needs output_activation='logistic' (or None), "
+            f"got output_activation={output_activation!r}."
+        )
+    if normalize not in ("auto", None):
+        raise ValueError(
+            "loss='log_loss' models data in [0, 1] as it is; use "
+            f"normalize='auto' or None, got normalize={normalize!r}."
+        )
+
+
+def check_unit_interval(X, verb="needs"):
+    """Raise a ValueError unless every value of X lies in [0, 1] (log_loss).
+
+    ``verb`` is 'needs' (fit) or 'scores' (scoring), for the message.
+    """
+    if not X.size:
+        return
+    lo, hi = float(X.min()), float(X.max())
+    if lo < 0 or hi > 1:
+        if verb == "needs":
+            what, advice = "needs every value of X", (
+                "Rescale X (e.g. with MinMaxScaler) or use loss='squared_error'."
+            )
+        else:
+            what, advice = "scores data", "Rescale X as it was for fit."
+        raise ValueError(
+            f"loss='log_loss' {what} in [0, 1]; got values in "
+            f"[{lo:.6g}, {hi:.6g}]. {advice}"
+        )
+
+
+def check_float32_range(X):
+    """float64 X must fit the float32 range the network trains in."""
+    if X.dtype != np.float64 or not X.size:
+        return
+    limit = float(np.finfo(np.float32).max)
+    lo, hi = float(X.min()), float(X.max())
+    if lo < -limit or hi > limit:
+        raise ValueError(
+            f"X has values in [{lo:.6g}, {hi:.6g}], beyond the float32 range "
+            f"(+/-{limit:.6g}) that the network trains in; rescale X (e.g. "
+            "with StandardScaler)."
+        )

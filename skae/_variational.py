@@ -167,6 +167,7 @@ class VariationalAE(_BaseAutoencoder):
     True
     """
 
+    _module_class = VariationalAutoencoder
     _parameter_constraints = {
         **_BaseAutoencoder._parameter_constraints,
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -206,19 +207,9 @@ class VariationalAE(_BaseAutoencoder):
     # ------------------------------------------------------------------
     # hooks
     # ------------------------------------------------------------------
-    def _build_module(self, n_features):
-        return VariationalAutoencoder(
-            n_features,
-            self.n_components,
-            hidden_layer_sizes=self._hidden_sizes(),
-            activation=self.activation,
-            code_activation=self.code_activation,
-            output_activation=self._output_activation,
-            tied_weights=self.tied_weights,
-        )
-
-    def _init_module(self, X_t, y_t, rows=None):
-        module = super()._init_module(X_t, y_t, rows)
+    def _init_module(self, data, mean, scale):
+        module = super()._init_module(data, mean, scale)
+        X_t = data.X
         # The Gaussian decoder starts from the variance of the mean-only
         # model (1 with 'global' normalisation) and is fitted from there.
         # A starting value, taken over all rows like the normalisation.

@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from skorch.callbacks import Callback
 
-import skae._base
+import skae._inference
 import skae._modules
 from skae import AutoencoderTransformer
 
@@ -66,7 +66,7 @@ def test_results_do_not_depend_on_chunking(digits, monkeypatch):
     X, _ = digits
     ae = _fitted(X)
     whole = ae.transform(X)
-    monkeypatch.setattr(skae._base, "_CHUNK_ELEMENTS", 16 * 7)  # 7 rows a chunk
+    monkeypatch.setattr(skae._inference, "CHUNK_ELEMENTS", 16 * 7)  # 7 rows a chunk
     assert_allclose(ae.transform(X), whole, rtol=1e-12, atol=1e-14)
 
 

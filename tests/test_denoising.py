@@ -10,7 +10,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import AutoencoderTransformer, DenoisingAE
-from skae._denoising import _corrupt_batch, _noise_reference
+from skae._corruption import corrupt_batch as _corrupt_batch
+from skae._corruption import noise_reference
 
 FAST = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0, device="cpu")
 
@@ -37,9 +38,9 @@ def synthetic():
     ranges = np.array([1.0, 10.0, 100.0, 0.5])
     X = rng.uniform(1.0, 2.0, size=(50_000, 4)) * ranges
     mean, scale = X.mean(axis=0), X.std(axis=0)  # per-feature units
-    reference = _noise_reference(X, mean, scale)
     X_t = torch.tensor(X, dtype=torch.float32)
     x = X_t.sub(X_t.new_tensor(mean)).div_(X_t.new_tensor(scale))  # as the base
+    reference = noise_reference(x, mean, scale)
     mean, scale = torch.tensor(mean), torch.tensor(scale)
     return X_t, mean, scale, reference, x
 

@@ -160,7 +160,7 @@ class _FakeNet:
 
 
 def test_non_finite_validation_score_counts_as_divergence():
-    from skae._net import StoppingRule, TrainingDiverged, _StopTraining
+    from skae._stopping import StoppingRule, TrainingDiverged, _StopTraining
 
     rule = StoppingRule(early_stopping=True).initialize()
     net = _FakeNet()

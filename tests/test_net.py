@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from skae._net import BatchIterator, StoppingRule, TensorData
+from skae._batches import BatchIterator, TensorData
+from skae._stopping import StoppingRule
 
 
 def test_batches_cover_every_sample_once():

@@ -134,17 +134,17 @@ def test_html_repr_renders(cls):
 
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
 def test_model_saved_for_cuda_loads_on_cpu(cls, small_digits):
-    """Stub for a GPU-fitted model: the net records device='cuda'. On a machine
-    without CUDA the pickle loads onto the CPU, with skorch's warning."""
+    """Stub for a GPU-fitted model: the fitted state records device='cuda'. On a
+    machine without CUDA the pickle loads onto the CPU, with a warning."""
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("a GPU is present: tests/test_gpu.py covers the real thing")
     X, _ = small_digits
     est = fast(cls).fit(X)
     expected = est.transform(X)
-    est._net.device = "cuda"  # what a CUDA fit leaves behind
+    est.device_ = "cuda"  # what a CUDA fit leaves behind
     blob = pickle.dumps(est)
-    with pytest.warns(UserWarning, match="CUDA"):
+    with pytest.warns(UserWarning, match="fitted on 'cuda'"):
         loaded = pickle.loads(blob)
     assert loaded.device_ == "cpu"
     assert_allclose(loaded.transform(X), expected)

@@ -1,0 +1,98 @@
+"""What the hyperparameters mean for the data at hand.
+
+Resolved settings are read from the hyperparameters on demand and never
+written back (scikit-learn's rule), and data-dependent checks raise a
+ValueError that names the parameter and the values.
+"""
+
+import warnings
+from numbers import Integral
+
+import numpy as np
+
+from ._normalization import normalization_stats
+from ._validation import check_float32_range, check_log_loss_settings, check_unit_interval
+
+
+class ResolvedSettings:
+    """Data-dependent checks and resolved forms of the base hyperparameters."""
+
+    def _check_params(self, X):
+        """Data-dependent checks; raise ValueError naming parameter and values."""
+        n_samples, n_features = X.shape
+        if self.n_components > n_features:
+            raise ValueError(
+                f"n_components={self.n_components} must be between 1 and "
+                f"n_features={n_features}."
+            )
+        hidden = np.asarray(self.hidden_layer_sizes).ravel()
+        if hidden.size and (
+            not np.issubdtype(hidden.dtype, np.integer) or np.any(hidden <= 0)
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be positive integers, got "
+                f"{self.hidden_layer_sizes!r}."
+            )
+        if self.loss == "log_loss":
+            check_log_loss_settings(self.output_activation, self.normalize)
+            check_unit_interval(X, "needs")
+        if self.early_stopping and n_samples < 2:
+            raise ValueError(
+                f"early_stopping=True needs at least 2 samples, got n_samples={n_samples}."
+            )
+        check_float32_range(X)
+
+    def _module_spec(self, n_features):
+        """The settings that fix the network's shape (warm starts must keep them)."""
+        return {
+            "n_features": n_features,
+            "n_components": self.n_components,
+            "hidden_layer_sizes": self._hidden_sizes(),
+            "activation": self.activation,
+            "code_activation": self.code_activation,
+            "output_activation": self._output_activation,
+            "tied_weights": self.tied_weights,
+            "loss": self.loss,
+        }
+
+    def _hidden_sizes(self):
+        if isinstance(self.hidden_layer_sizes, Integral):
+            return (int(self.hidden_layer_sizes),)
+        return tuple(int(h) for h in self.hidden_layer_sizes)
+
+    @property
+    def _loss_name(self):
+        # The loss the model was fitted with: scoring a fitted model must not
+        # change when the hyperparameter is set to something else afterwards.
+        spec = getattr(self, "_fit_spec", None)
+        return spec["loss"] if spec is not None else self.loss
+
+    @property
+    def _output_activation(self):
+        if self.output_activation is not None:
+            return self.output_activation
+        return "logistic" if self.loss == "log_loss" else "identity"
+
+    def _normalization(self):
+        if self.normalize == "auto":
+            return "global" if self.loss == "squared_error" else None
+        return self.normalize
+
+    def _normalization_stats(self, X):
+        """Per-feature mean and divisor (float64) for ``normalize``, from raw X."""
+        return normalization_stats(X, self._normalization())
+
+    def _n_valid(self, n_samples):
+        return max(1, int(round(self.validation_fraction * n_samples)))
+
+    def _resolve_batch_size(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(
+                f"Got batch_size={self.batch_size} larger than n_samples="
+                f"{n_samples}; it is clipped to {n_samples}.",
+                UserWarning,
+                stacklevel=5,
+            )
+        return min(self.batch_size, n_samples)

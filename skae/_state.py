@@ -1,0 +1,143 @@
+"""One protocol for an estimator's fitted state: pickling and ``.skae`` files.
+
+:meth:`FittedStateMixin._get_fitted_state` returns everything ``fit``
+learned as plain values (tensors on the CPU); ``_set_fitted_state`` rebuilds
+the estimator from it, building the module from the hyperparameters (never
+unpickling one). ``__getstate__``/``__setstate__`` and
+:mod:`skae._persistence` both go through these two methods.
+"""
+
+import warnings
+
+import torch
+
+from ._inference import InferenceCache
+from ._validation import map_location
+
+# Optimiser settings that describe the implementation on one machine, not
+# the optimisation state: a rebuilt net keeps its own.
+_OPTIMIZER_IMPL_KEYS = ("fused", "foreach", "capturable", "differentiable")
+
+
+def _cpu(value):
+    """``value`` with every tensor (also inside dicts and lists) on the CPU."""
+    if torch.is_tensor(value):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu(v) for v in value)
+    return value
+
+
+class FittedStateMixin:
+    """Pickling and saving through ``_get_fitted_state``/``_set_fitted_state``.
+
+    The estimator provides ``module_``, ``_net``, ``device_``,
+    ``_build_module``, ``_make_net`` and ``_transient_attributes`` (fitted
+    attributes rebuilt from the others, never stored).
+    """
+
+    def _get_fitted_state(self):
+        """Everything fit learned, as plain values with tensors on the CPU.
+
+        ``attributes`` (every fitted attribute but the transient ones),
+        ``module_state`` (the module's ``state_dict``), ``optimizer_state``
+        (the optimiser's, for ``partial_fit`` to resume) and ``device``.
+        """
+        params = self.get_params(deep=False)
+        skip = self._transient_attributes
+        return {
+            "attributes": {
+                k: _cpu(v)
+                for k, v in vars(self).items()
+                if k not in params and k not in skip and not k.startswith("__")
+            },
+            "module_state": _cpu(dict(self.module_.state_dict())),
+            "optimizer_state": _cpu(self._net.optimizer_.state_dict()),
+            "device": self.device_,
+        }
+
+    def _set_fitted_state(self, state, device):
+        """Rebuild the fitted estimator from :meth:`_get_fitted_state`'s dict.
+
+        The module is built from the hyperparameters (never unpickled) and
+        must take the saved weights exactly; a mismatch raises a ValueError.
+        """
+        for key, value in state["attributes"].items():
+            self._check_attribute_name(key)
+            setattr(self, key, value)
+        if not isinstance(getattr(self, "n_features_in_", None), int):
+            raise ValueError("the fitted state has no integer n_features_in_.")
+        # The fresh weights are overwritten: leave the user's RNG alone.
+        with torch.random.fork_rng(devices=[]):
+            module = self._build_module(self.n_features_in_)
+        try:
+            module.load_state_dict(state["module_state"], strict=True)
+        except RuntimeError as exc:
+            raise ValueError(
+                "the weights do not fit the network that the saved "
+                f"hyperparameters of {type(self).__name__} describe: {exc}"
+            ) from None
+        net = self._make_net(module.to(device).eval(), device)
+        net.initialize()
+        if state.get("optimizer_state") is not None:
+            _load_optimizer_state(net.optimizer_, state["optimizer_state"])
+        net.module_.eval()
+        self._net, self.module_, self.device_ = net, net.module_, device
+        self._inference = InferenceCache()
+
+    def _check_attribute_name(self, key):
+        params = self.get_params(deep=False)
+        if (
+            not isinstance(key, str)
+            or not key.isidentifier()
+            or key.startswith("__")
+            or key in params
+            or key in self._transient_attributes
+            or hasattr(type(self), key)
+        ):
+            raise ValueError(f"the fitted state sets a forbidden attribute {key!r}.")
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        if not self.__sklearn_is_fitted__():
+            state.pop("_inference", None)
+            return state
+        fitted = self._get_fitted_state()
+        kept = {
+            k: v
+            for k, v in state.items()
+            if k not in fitted["attributes"] and k not in self._transient_attributes
+        }
+        kept["_fitted_state"] = fitted
+        return kept
+
+    def __setstate__(self, state):
+        state = dict(state)
+        fitted = state.pop("_fitted_state", None)
+        super().__setstate__(state)
+        if fitted is not None:
+            # A model fitted on a GPU unpickles on the CPU when none is here.
+            device = map_location(fitted["device"])
+            if device != fitted["device"]:
+                warnings.warn(
+                    f"The model was fitted on {fitted['device']!r}, which is not "
+                    f"available here; it is unpickled on {device!r}.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            self._set_fitted_state(fitted, device)
+
+
+def _load_optimizer_state(optimizer, saved):
+    """Load a saved optimiser state, keeping this machine's implementation keys."""
+    current = optimizer.state_dict()["param_groups"]
+    try:
+        for group, fresh in zip(saved["param_groups"], current):
+            for key in _OPTIMIZER_IMPL_KEYS:
+                if key in fresh:
+                    group[key] = fresh[key]
+        optimizer.load_state_dict(saved)
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"the optimiser state does not fit the network: {exc}") from None

@@ -1,0 +1,3 @@
+"""The package version, in one place (read by pyproject and the file codec)."""
+
+__version__ = "0.1.0"
