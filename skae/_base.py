@@ -1,10 +1,8 @@
 """The one home of the scikit-learn contract for every skae estimator.
 
-``fit`` reads as four named steps: validate (:meth:`_validate_fit_data`,
-:meth:`_check_fit`), initialise (:meth:`_initial_net`), train
-(:func:`skae._training.train`) and record (:meth:`_record_fit`). Tensors,
-seeding and the net live in ``_training``; inference in ``_inference``;
-saving in ``_persistence`` (a codec fed by :meth:`_get_fitted_state`).
+``fit`` reads as four steps: validate, initialise (:meth:`_initial_net`),
+train (:func:`skae._training.train`) and record (:meth:`_record_fit`). See
+``doc/design.rst`` for the rooms around it.
 """
 
 import copy
@@ -19,7 +17,7 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
-from . import _persistence, _training
+from . import _training
 from ._inference import InferenceCache, run
 from ._modules import ACTIVATIONS, Autoencoder
 from ._objective import ReconstructionObjective
@@ -140,9 +138,6 @@ class _BaseAutoencoder(
     ):
         _store_params(self, locals())
 
-    # ------------------------------------------------------------------
-    # hooks for subclasses
-    # ------------------------------------------------------------------
     def _build_module(self, n_features):
         """Return a freshly initialised torch module for ``n_features`` inputs."""
         return self._module_class(
@@ -164,20 +159,6 @@ class _BaseAutoencoder(
         ``scale`` the normalisation. Runs under the fit's seeded generator.
         """
         return self._build_module(data.X.shape[1])
-
-    def _validate_fit_data(self, X, y, reset):
-        """Validated ``(X, y)``; y is None for the unsupervised variants.
-
-        float64 and float32 are kept; anything else (uint8 images, ints)
-        becomes float32, what the network trains on: half the memory of a
-        float64 copy, and the same model (integers up to 2**24 are exact).
-        """
-        X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64])
-        return X, None
-
-    def _to_target_tensor(self, y, device):
-        """Targets as a device tensor for supervised variants (None here)."""
-        return None
 
     def _make_net(self, module, device):
         """A fresh training net for ``module`` with this estimator's settings."""
@@ -302,9 +283,8 @@ class _BaseAutoencoder(
         return self._make_net(module, device)
 
     def _continued_net(self, incremental, device):
-        """partial_fit resumes the optimiser and callbacks on a copy of the
-        net, as MLP does; fit with warm_start starts a fresh optimiser with
-        the current hyperparameters around a copy of the module."""
+        """partial_fit resumes a copy of the net (optimiser included), as MLP;
+        a warm-start fit gets a fresh optimiser around a copy of the module."""
         if incremental:
             return _training.resume_net(self._net, self)
         module = copy.deepcopy(self.module_)
@@ -448,39 +428,6 @@ class _BaseAutoencoder(
             Mean per-sample score.
         """
         return float(np.mean(self.score_samples(X)))
-
-    def save(self, path):
-        """Save the fitted estimator to ``path`` without pickle.
-
-        The file is a ``.npz`` archive: the hyperparameters and fitted
-        attributes as JSON, the network's weights and the optimiser's state
-        as plain numeric arrays, with the skae version, a format version and
-        checksums. :func:`skae.load` rebuilds the estimator from it and never
-        runs code from the file, so a model from an untrusted source is safe
-        to load. Outputs after loading are identical; a model fitted on a GPU
-        loads on a CPU-only machine. ``callbacks`` (arbitrary objects) cannot
-        be saved: set them to None first.
-
-        Parameters
-        ----------
-        path : str or path-like
-            Destination file; written atomically (a temporary file in the
-            same folder, then renamed).
-
-        See Also
-        --------
-        skae.load : Load a saved estimator.
-        """
-        check_is_fitted(self)
-        cls = type(self)
-        if cls.__name__.startswith("_") or not cls.__module__.startswith("skae."):
-            raise TypeError(
-                f"{cls.__qualname__} is not one of skae's public estimators; only "
-                "those can be saved (skae.load rebuilds a class by its name)."
-            )
-        _persistence.write(
-            path, cls.__name__, self.get_params(deep=False), self._get_fitted_state()
-        )
 
     # ------------------------------------------------------------------
     # scikit-learn plumbing

@@ -11,11 +11,16 @@ from numbers import Integral
 import numpy as np
 
 from ._normalization import normalization_stats
-from ._validation import check_float32_range, check_log_loss_settings, check_unit_interval
+from ._validation import (
+    check_float32_range,
+    check_log_loss_settings,
+    check_unit_interval,
+    validate_data,
+)
 
 
 class ResolvedSettings:
-    """Data-dependent checks and resolved forms of the base hyperparameters."""
+    """Data-dependent checks, fit-data validation and resolved hyperparameters."""
 
     def _check_params(self, X):
         """Data-dependent checks; raise ValueError naming parameter and values."""
@@ -96,3 +101,17 @@ class ResolvedSettings:
                 stacklevel=5,
             )
         return min(self.batch_size, n_samples)
+
+    def _validate_fit_data(self, X, y, reset):
+        """Validated ``(X, y)``; y is None for the unsupervised variants.
+
+        float64 and float32 are kept; anything else (uint8 images, ints)
+        becomes float32, what the network trains on: half the memory of a
+        float64 copy, and the same model (integers up to 2**24 are exact).
+        """
+        X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64])
+        return X, None
+
+    def _to_target_tensor(self, y, device):
+        """Targets as a device tensor for supervised variants (None here)."""
+        return None
