@@ -18,10 +18,21 @@ def public_estimators():
     ]
 
 
-def make(cls, defaults, **kw):
-    """``cls(**defaults, **kw)``, keeping only the parameters ``cls`` has."""
-    params = inspect.signature(cls).parameters
-    return cls(**{k: v for k, v in {**defaults, **kw}.items() if k in params})
+# Small, seeded, CPU-only settings every fast test starts from.
+SEEDED_CPU = dict(random_state=0, device="cpu")
+FAST_PARAMS = dict(hidden_layer_sizes=(8,), max_iter=5, pretrain_max_iter=2, **SEEDED_CPU)
+
+
+def fast_estimator(cls, *args, **params):
+    """``cls`` with :data:`FAST_PARAMS` overridden by ``params``.
+
+    Only the parameters ``cls`` has are passed, so one call serves every
+    estimator (``pretrain_max_iter`` reaches StackedAE alone). A test module
+    that needs other settings binds them once with ``functools.partial``.
+    """
+    own = inspect.signature(cls).parameters
+    merged = {**FAST_PARAMS, **params}
+    return cls(*args, **{k: v for k, v in merged.items() if k in own})
 
 
 def weights(est):
@@ -31,3 +42,24 @@ def weights(est):
 
 def same_weights(a, b):
     return len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a, b))
+
+
+def bruteforce_penalty(encode, x):
+    """Per-sample ||J||_F^2, one full Jacobian per row (slow, obviously right)."""
+    rows = []
+    for xi in x:
+        jac = torch.autograd.functional.jacobian(
+            lambda v: encode(v[None])[0], xi, create_graph=True
+        )
+        rows.append(jac.pow(2).sum())
+    return torch.stack(rows)
+
+
+def assert_close_rel(actual, expected, rtol):
+    """max|actual - expected| <= rtol * max|expected| (exact when expected is 0)."""
+    scale = expected.abs().max()
+    if scale == 0:
+        assert actual.abs().max() == 0
+        return
+    err = (actual - expected).abs().max() / scale
+    assert err < rtol, f"relative error {err:.3g} >= {rtol}"

@@ -8,13 +8,13 @@ Property-based tests (hypothesis) then try random shapes and dtypes.
 
 import inspect
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
-from _helpers import make as _make
-from _helpers import public_estimators
+from _helpers import fast_estimator, public_estimators
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -24,20 +24,10 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from skae._validation import Interval, StrOptions
 
 ESTIMATORS = public_estimators()
-FAST = dict(
-    n_components=3,
-    hidden_layer_sizes=(8,),
-    max_iter=2,
-    random_state=0,
-    device="cpu",
-    pretrain_max_iter=1,
-)
-K = FAST["n_components"]
+make = partial(fast_estimator, n_components=3, max_iter=2, pretrain_max_iter=1)
+K = 3  # the code width of make()
 ids = pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
 
-
-def make(cls, **kw):
-    return _make(cls, FAST, **kw)
 
 
 def _digits():
@@ -63,12 +53,6 @@ def fitted(cls, **kw):
             _FITTED[key] = make(cls, **kw).fit(X, Y_REF)
     return _FITTED[key]
 
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
 
 
 class _Unchanged:

@@ -15,6 +15,7 @@ MNIST_DIR = BENCH_DIR.parents[0].parent / "shared" / "data" / "mnist"
 SCRIPTS = sorted(BENCH_DIR.glob("bench_*.py"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="../shared/data/mnist is not beside the repo")
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_benchmark_quick_run(script):

@@ -3,12 +3,11 @@
 import inspect
 
 import pytest
-from _helpers import make, public_estimators
+from _helpers import fast_estimator, public_estimators
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skae._base import _BaseAutoencoder
 
-FAST = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu")
 
 
 def _public_estimators():
@@ -16,7 +15,7 @@ def _public_estimators():
 
 
 def _fast_instance(cls):
-    return make(cls, FAST)
+    return fast_estimator(cls)
 
 
 # Expected failures, each with its reason. Keep this empty unless a check

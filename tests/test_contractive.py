@@ -3,147 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from _helpers import SEEDED_CPU, assert_close_rel, bruteforce_penalty
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skae import AutoencoderTransformer, ContractiveAE
 from skae._base import _BaseAutoencoder
-from skae._losses import (
-    _gram_is_cheaper,
-    contractive_penalty,
-    contractive_penalty_closed_form,
-    encoder_jacobian,
-)
-from skae._modules import Autoencoder
+from skae._losses import encoder_jacobian
 
-FAST = dict(random_state=0, device="cpu")
-
-
-def _bruteforce_penalty(encode, x):
-    """Per-sample ||J||_F^2, one full Jacobian per row (slow, obviously right)."""
-    rows = []
-    for xi in x:
-        jac = torch.autograd.functional.jacobian(
-            lambda v: encode(v[None])[0], xi, create_graph=True
-        )
-        rows.append(jac.pow(2).sum())
-    return torch.stack(rows)
-
-
-def _grads(value, module):
-    params = list(module.parameters())
-    grads = torch.autograd.grad(value.sum(), params, allow_unused=True)
-    return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
-
-
-def _assert_close_rel(actual, expected, rtol):
-    """max|actual - expected| <= rtol * max|expected| (exact when expected is 0)."""
-    scale = expected.abs().max()
-    if scale == 0:
-        assert actual.abs().max() == 0
-        return
-    err = (actual - expected).abs().max() / scale
-    assert err < rtol, f"relative error {err:.3g} >= {rtol}"
-
-
-# ----------------------------------------------------------------------------
-# the penalty functions
-# ----------------------------------------------------------------------------
-@pytest.mark.parametrize("code_activation", ["logistic", "tanh", "relu", "identity"])
-def test_general_penalty_matches_closed_form_one_layer(digits, code_activation):
-    # On a trained one-layer encoder h = f(b + W x), the autograd penalty
-    # (both through the first-layer shortcut and straight to x) equals
-    # sum_j f'(a_j)^2 ||W_j||^2, value and parameter gradients, in float32.
-    X, _ = digits
-    cae = ContractiveAE(
-        n_components=16,
-        hidden_layer_sizes=(),
-        code_activation=code_activation,
-        max_iter=10,
-        **FAST,
-    ).fit(X[:500])
-    module = cae.module_.train()
-    x = module.normalize(torch.tensor(X[500:700], dtype=torch.float32))
-    closed = contractive_penalty_closed_form(
-        module.encode(x), module.code.weight, code_activation
-    )
-    assert closed.shape == (200,) and bool(torch.all(closed > 0))
-    closed_grads = _grads(closed, module)
-    first = module.encoder_layers()[0]
-    assert first is module.code
-    for general in (
-        contractive_penalty(module.encode, x, first, gram=True),
-        contractive_penalty(module.encode, x, first, gram=False),
-        contractive_penalty(module.encode, x),
-    ):
-        # Measured: <= 4e-7 relative in float32 (1e-16 in float64).
-        _assert_close_rel(general, closed, 1e-5)
-        for g, g_ref in zip(_grads(general, module), closed_grads):
-            _assert_close_rel(g, g_ref, 1e-4)
-
-
-@pytest.mark.parametrize(
-    "hidden, activation, code_activation, tied",
-    [
-        ((24,), "relu", "identity", False),
-        ((16, 8), "logistic", "logistic", True),
-        ((40,), "tanh", "tanh", False),
-    ],
-)
-def test_general_penalty_exact_for_deep_encoders(
-    hidden, activation, code_activation, tied
-):
-    # float64, against one full Jacobian per sample: exact to rounding.
-    torch.manual_seed(0)
-    module = Autoencoder(
-        20, 5, hidden, activation, code_activation, tied_weights=tied
-    ).double()
-    x = torch.randn(12, 20, dtype=torch.float64)
-    ref = _bruteforce_penalty(module.encode, x)
-    ref_grads = _grads(ref, module)
-    first = module.encoder_layers()[0]
-    for gram in (True, False, None):
-        value = contractive_penalty(module.encode, x, first, gram=gram)
-        _assert_close_rel(value, ref, 1e-12)
-        for g, g_ref in zip(_grads(value, module), ref_grads):
-            _assert_close_rel(g, g_ref, 1e-10)
-    value = contractive_penalty(module.encode, x)  # no shortcut
-    _assert_close_rel(value, ref, 1e-12)
-
-
-def test_penalty_falls_back_when_first_layer_is_not_fed_x():
-    # A layer that does not see x directly must not be used for the shortcut.
-    torch.manual_seed(0)
-    module = Autoencoder(10, 3, (6,), "tanh").double()
-    x = torch.randn(7, 10, dtype=torch.float64)
-
-    def encode(v):
-        return module.encode(2.0 * v)
-
-    ref = _bruteforce_penalty(encode, x)
-    value = contractive_penalty(encode, x, module.encoder_layers()[0])
-    _assert_close_rel(value, ref, 1e-12)
-
-
-def test_gram_rule():
-    # 784-256-... encoder at batch 128: direct for k=2, Gram form for k=30.
-    assert not _gram_is_cheaper(2, 128, 256, 784)
-    assert _gram_is_cheaper(30, 128, 256, 784)
-    # Never for a first layer wider than the input.
-    assert not _gram_is_cheaper(30, 128, 1000, 784)
-
-
-def test_encoder_jacobian_matches_bruteforce():
-    torch.manual_seed(0)
-    module = Autoencoder(9, 4, (7,), "tanh", "logistic").double()
-    x = torch.randn(5, 9, dtype=torch.float64)
-    jac = encoder_jacobian(module.encode, x)
-    assert jac.shape == (5, 4, 9)
-    for i in range(5):
-        ref = torch.autograd.functional.jacobian(
-            lambda v: module.encode(v[None])[0], x[i]
-        )
-        torch.testing.assert_close(jac[i], ref, rtol=1e-12, atol=1e-14)
 
 
 # ----------------------------------------------------------------------------
@@ -161,21 +28,21 @@ def test_loss_adds_weighted_mean_penalty_on_normalised_input(
     X, _ = digits
     cae = ContractiveAE(
         n_components=6, hidden_layer_sizes=hidden, code_activation=code_activation,
-        contraction_weight=0.7, max_iter=3, **FAST,
+        contraction_weight=0.7, max_iter=3, **SEEDED_CPU,
     ).fit(X[:300])
     module = cae.module_.train()
     x = module.normalize(torch.tensor(X[300:340], dtype=torch.float32))
     out = module(x)
     total = cae._loss(cae._net, x, x, None, out)
     plain = _BaseAutoencoder._loss(cae, cae._net, x, x, None, out)
-    expected = 0.7 * _bruteforce_penalty(module.encode, x).mean()
+    expected = 0.7 * bruteforce_penalty(module.encode, x).mean()
     # Measured relative difference ~1e-7 (float32).
-    _assert_close_rel(total - plain, expected, 1e-5)
+    assert_close_rel(total - plain, expected, 1e-5)
 
 
 def test_zero_weight_trains_exactly_the_plain_autoencoder(digits):
     X, _ = digits
-    params = dict(n_components=4, hidden_layer_sizes=(16,), max_iter=8, **FAST)
+    params = dict(n_components=4, hidden_layer_sizes=(16,), max_iter=8, **SEEDED_CPU)
     cae = ContractiveAE(contraction_weight=0.0, **params).fit(X[:400])
     ae = AutoencoderTransformer(**params).fit(X[:400])
     assert cae.loss_curve_ == ae.loss_curve_
@@ -195,7 +62,7 @@ def test_contraction_lowers_heldout_jacobian(digits):
     X_train, X_test = X[perm[:1200]], X[perm[1200:]]
     params = dict(
         n_components=8, hidden_layer_sizes=(32,), code_activation="tanh",
-        max_iter=40, **FAST,
+        max_iter=40, **SEEDED_CPU,
     )
     # contraction_weight=0 is the plain AutoencoderTransformer, bit for bit
     # (test above), and gives it a jacobian method.
@@ -217,7 +84,7 @@ def test_jacobian_matches_finite_differences_in_user_units(digits):
     X, _ = digits
     cae = ContractiveAE(
         n_components=3, hidden_layer_sizes=(12,), code_activation="tanh",
-        normalize="feature", max_iter=5, **FAST,
+        normalize="feature", max_iter=5, **SEEDED_CPU,
     ).fit(X[:300])
     X0 = X[300:304].astype(np.float64)
     J = cae.jacobian(X0)
@@ -241,7 +108,7 @@ def test_jacobian_matches_finite_differences_in_user_units(digits):
 
 def test_jacobian_dtype_and_subset_invariance(digits):
     X, _ = digits
-    cae = ContractiveAE(n_components=5, hidden_layer_sizes=(10,), max_iter=3, **FAST)
+    cae = ContractiveAE(n_components=5, hidden_layer_sizes=(10,), max_iter=3, **SEEDED_CPU)
     cae.fit(X[:200])
     J64 = cae.jacobian(X[:50])
     np.testing.assert_allclose(cae.jacobian(X[10:20]), J64[10:20], rtol=1e-12, atol=0)
@@ -256,7 +123,7 @@ def test_jacobian_singular_values_of_one_layer_sigmoid(digits):
     X, _ = digits
     cae = ContractiveAE(
         n_components=10, hidden_layer_sizes=(), code_activation="logistic",
-        max_iter=5, **FAST,
+        max_iter=5, **SEEDED_CPU,
     ).fit(X[:300])
     H = cae.transform(X[:20])
     W = cae.module_.code.weight.detach().double().numpy()
@@ -268,7 +135,7 @@ def test_bad_parameters_and_input(digits):
     X, _ = digits
     with pytest.raises(InvalidParameterError, match="contraction_weight"):
         ContractiveAE(contraction_weight=-1.0).fit(X[:20])
-    cae = ContractiveAE(n_components=2, hidden_layer_sizes=(4,), max_iter=1, **FAST)
+    cae = ContractiveAE(n_components=2, hidden_layer_sizes=(4,), max_iter=1, **SEEDED_CPU)
     with pytest.raises(NotFittedError):
         cae.jacobian(X[:3])
     cae.fit(X[:20])

@@ -1,115 +1,25 @@
 """DenoisingAE: corruption rates, training-only noise, and real denoising gains."""
 
 import pickle
+from functools import partial
 import warnings
 
 import numpy as np
 import pytest
 import torch
+from _helpers import fast_estimator
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import AutoencoderTransformer, DenoisingAE
-from skae._corruption import corrupt_batch as _corrupt_batch
-from skae._corruption import noise_reference
 
-FAST = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0, device="cpu")
+fast = partial(fast_estimator, hidden_layer_sizes=(16,))
 
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
 
 
 def _state_equal(a, b):
     sa, sb = a.module_.state_dict(), b.module_.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-# ----------------------------------------------------------------------
-# the corruption function on its own, with a seeded generator
-# ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def synthetic():
-    """200,000 entries, features in different units, no entry at 0 or an extreme."""
-    rng = np.random.RandomState(0)
-    ranges = np.array([1.0, 10.0, 100.0, 0.5])
-    X = rng.uniform(1.0, 2.0, size=(50_000, 4)) * ranges
-    mean, scale = X.mean(axis=0), X.std(axis=0)  # per-feature units
-    X_t = torch.tensor(X, dtype=torch.float32)
-    x = X_t.sub(X_t.new_tensor(mean)).div_(X_t.new_tensor(scale))  # as the base
-    reference = noise_reference(x, mean, scale)
-    mean, scale = torch.tensor(mean), torch.tensor(scale)
-    return X_t, mean, scale, reference, x
-
-
-@pytest.mark.parametrize("noise_level", [0.1, 0.25, 0.5])
-def test_masking_sets_the_requested_fraction_to_zero_in_user_units(
-    synthetic, noise_level
-):
-    X_t, mean, scale, reference, x = synthetic
-    gen = torch.Generator().manual_seed(0)
-    x_c = _corrupt_batch(x, "masking", noise_level, reference, generator=gen)
-    user = x_c.double() * scale + mean
-    masked = user.abs() < 1e-4 * scale  # a 0 in the user's units
-    # Binomial standard deviation of the fraction over 200,000 entries is at
-    # most 0.0011; 0.006 is more than 5 of them.
-    assert abs(masked.float().mean().item() - noise_level) < 0.006
-    # Every feature is hit at the rate, not only the total.
-    assert_allclose(masked.float().mean(dim=0).numpy(), noise_level, atol=0.012)
-    # Untouched entries are returned exactly.
-    assert torch.equal(x_c[~masked], x[~masked])
-
-
-@pytest.mark.parametrize("noise_level", [0.1, 0.5, 3.0])
-def test_gaussian_noise_level_is_a_standard_deviation_in_user_units(
-    synthetic, noise_level
-):
-    X_t, mean, scale, reference, x = synthetic
-    gen = torch.Generator().manual_seed(0)
-    x_c = _corrupt_batch(x, "gaussian", noise_level, reference, generator=gen)
-    eps = (x_c.double() - x.double()) * scale  # the added noise, in X's units
-    # Per feature: 50,000 draws, so the sample std is within ~0.3% (1 sd) of
-    # the truth and the mean within 0.0045 * noise_level; allow 2% and 0.02.
-    assert_allclose(eps.std(dim=0).numpy(), noise_level, rtol=0.02)
-    assert_allclose(eps.mean(dim=0).numpy() / noise_level, 0.0, atol=0.02)
-
-
-@pytest.mark.parametrize("noise_level", [0.1, 0.25, 0.5])
-def test_salt_and_pepper_sets_the_requested_fraction_to_feature_extremes(
-    synthetic, noise_level
-):
-    X_t, mean, scale, reference, x = synthetic
-    gen = torch.Generator().manual_seed(0)
-    x_c = _corrupt_batch(x, "salt_and_pepper", noise_level, reference, generator=gen)
-    user = x_c.double() * scale + mean
-    lo, hi = X_t.double().amin(dim=0), X_t.double().amax(dim=0)
-    tol = 1e-6 * X_t.double().abs().amax(dim=0)
-    salt = (user - hi).abs() < tol
-    pepper = (user - lo).abs() < tol
-    # Uniform data: only one entry per feature sits at each extreme, so the
-    # entries found there are the corrupted ones (up to 4 of 200,000).
-    assert abs(salt.float().mean().item() - noise_level / 2) < 0.005
-    assert abs(pepper.float().mean().item() - noise_level / 2) < 0.005
-    changed = x_c != x
-    assert abs(changed.float().mean().item() - noise_level) < 0.006
-    assert torch.all(salt | pepper | ~changed)
-
-
-@pytest.mark.parametrize("noise", ["masking", "gaussian", "salt_and_pepper"])
-def test_corruption_is_seeded_and_zero_level_draws_nothing(synthetic, noise):
-    *_, reference, x = synthetic
-    x = x[:1000]
-    a = _corrupt_batch(x, noise, 0.3, reference, torch.Generator().manual_seed(1))
-    b = _corrupt_batch(x, noise, 0.3, reference, torch.Generator().manual_seed(1))
-    c = _corrupt_batch(x, noise, 0.3, reference, torch.Generator().manual_seed(2))
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    gen = torch.Generator().manual_seed(1)
-    state = gen.get_state()
-    assert _corrupt_batch(x, noise, 0, reference, gen) is x
-    assert torch.equal(gen.get_state(), state)
 
 
 # ----------------------------------------------------------------------
@@ -128,7 +38,7 @@ def _corrupt_like_training(dae, X, seed=0):
 @pytest.mark.parametrize("normalize", ["global", "feature", None])
 def test_masking_in_estimator_zeroes_pixels_in_user_units(digits, normalize):
     X = digits[0][:600]
-    dae = DenoisingAE(noise_level=0.3, normalize=normalize, **FAST).fit(X)
+    dae = fast(DenoisingAE, noise_level=0.3, normalize=normalize).fit(X)
     X_c = _corrupt_like_training(dae, X)
     zeroed = np.abs(X_c) < 1e-4  # a 0 in X's units, whatever normalize does
     # Every other entry comes back as it was (up to the float32 round trip).
@@ -141,7 +51,7 @@ def test_masking_in_estimator_zeroes_pixels_in_user_units(digits, normalize):
 
 def test_salt_and_pepper_in_estimator_uses_training_feature_extremes(digits):
     X = digits[0][:600]
-    dae = DenoisingAE(noise="salt_and_pepper", noise_level=0.4, **FAST).fit(X)
+    dae = fast(DenoisingAE, noise="salt_and_pepper", noise_level=0.4).fit(X)
     X_c = _corrupt_like_training(dae, X)
     lo, hi = X.min(axis=0), X.max(axis=0)
     moved = np.abs(X_c - X) > 1e-4
@@ -156,7 +66,7 @@ def test_salt_and_pepper_in_estimator_uses_training_feature_extremes(digits):
 
 def test_gaussian_in_estimator_has_requested_std_in_user_units(digits):
     X = digits[0][:600]
-    dae = DenoisingAE(noise="gaussian", noise_level=2.0, normalize="feature", **FAST)
+    dae = fast(DenoisingAE, noise="gaussian", noise_level=2.0, normalize="feature")
     dae.fit(X)
     eps = _corrupt_like_training(dae, X) - X
     # 38,400 draws: the sample std is within 1% of 2.0 with margin to spare.
@@ -169,8 +79,8 @@ def test_gaussian_in_estimator_has_requested_std_in_user_units(digits):
 def test_noise_level_zero_is_exactly_an_autoencoder(digits):
     X = digits[0][:300]
     for noise in ("masking", "gaussian", "salt_and_pepper"):
-        dae = DenoisingAE(noise=noise, noise_level=0.0, **FAST).fit(X)
-        ae = AutoencoderTransformer(**FAST).fit(X)
+        dae = fast(DenoisingAE, noise=noise, noise_level=0.0).fit(X)
+        ae = fast(AutoencoderTransformer).fit(X)
         assert _state_equal(dae, ae), noise
         assert dae.loss_curve_ == ae.loss_curve_
 
@@ -178,19 +88,18 @@ def test_noise_level_zero_is_exactly_an_autoencoder(digits):
 def test_same_random_state_gives_identical_models(digits):
     X = digits[0][:300]
     for noise in ("masking", "gaussian", "salt_and_pepper"):
-        params = dict(FAST, noise=noise, noise_level=0.3)
-        a = DenoisingAE(**params).fit(X)
-        b = DenoisingAE(**params).fit(X)
-        c = DenoisingAE(**dict(params, random_state=1)).fit(X)
+        a = fast(DenoisingAE, noise=noise, noise_level=0.3).fit(X)
+        b = fast(DenoisingAE, noise=noise, noise_level=0.3).fit(X)
+        c = fast(DenoisingAE, noise=noise, noise_level=0.3, random_state=1).fit(X)
         assert _state_equal(a, b), noise
         assert not _state_equal(a, c), noise
         # The noise does change training: not the plain autoencoder's model.
-        assert not _state_equal(a, AutoencoderTransformer(**FAST).fit(X)), noise
+        assert not _state_equal(a, fast(AutoencoderTransformer).fit(X)), noise
 
 
 def test_no_corruption_at_inference(digits):
     X = digits[0][:300]
-    dae = DenoisingAE(noise_level=0.5, **FAST).fit(X)
+    dae = fast(DenoisingAE, noise_level=0.5).fit(X)
     state = torch.random.get_rng_state()
     Z1, Z2 = dae.transform(X), dae.transform(X)
     R1, R2 = dae.inverse_transform(Z1), dae.inverse_transform(Z1)
@@ -213,7 +122,7 @@ def test_no_corruption_at_inference(digits):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_denoise_is_inverse_transform_of_transform(digits, dtype):
     X = digits[0][:200].astype(dtype)
-    dae = DenoisingAE(**FAST).fit(X)
+    dae = fast(DenoisingAE).fit(X)
     out = dae.denoise(X)
     assert out.dtype == dtype and out.shape == X.shape
     assert_allclose(out, dae.inverse_transform(dae.transform(X)), rtol=1e-6, atol=1e-5)
@@ -221,7 +130,7 @@ def test_denoise_is_inverse_transform_of_transform(digits, dtype):
 
 def test_references_kept_across_warm_start_and_partial_fit(digits):
     X = digits[0][:300]
-    dae = DenoisingAE(warm_start=True, **FAST).fit(X)
+    dae = fast(DenoisingAE, warm_start=True).fit(X)
     ref = {k: v.clone() for k, v in dae._noise_reference.items()}
     dae.fit(X * 0.5)  # warm start: normalisation and references stay
     dae.partial_fit(X + 3.0)
@@ -234,7 +143,7 @@ def test_references_kept_across_warm_start_and_partial_fit(digits):
 
 def test_partial_fit_from_scratch_sets_references(digits):
     X = digits[0][:300]
-    dae = DenoisingAE(**FAST).partial_fit(X)
+    dae = fast(DenoisingAE).partial_fit(X)
     m = dae.module_
     assert_allclose(m.denormalize(dae._noise_reference["zero"]).numpy(), 0.0, atol=1e-5)
     dae.partial_fit(X)
@@ -243,7 +152,7 @@ def test_partial_fit_from_scratch_sets_references(digits):
 
 def test_pickle_round_trip(digits):
     X = digits[0][:200]
-    dae = DenoisingAE(**FAST).fit(X)
+    dae = fast(DenoisingAE).fit(X)
     clone = pickle.loads(pickle.dumps(dae))
     assert_array_equal(clone.denoise(X), dae.denoise(X))
     assert all(v.device.type == "cpu" for v in clone._noise_reference.values())
@@ -252,7 +161,7 @@ def test_pickle_round_trip(digits):
 
 def test_log_loss_masking_sets_zero(digits):
     X = digits[0][:300] / 16.0
-    dae = DenoisingAE(loss="log_loss", noise_level=0.5, **FAST).fit(X)
+    dae = fast(DenoisingAE, loss="log_loss", noise_level=0.5).fit(X)
     assert torch.equal(dae._noise_reference["zero"], torch.zeros(64))
     assert dae.denoise(X).min() >= 0.0 and dae.denoise(X).max() <= 1.0
 
@@ -260,12 +169,12 @@ def test_log_loss_masking_sets_zero(digits):
 @pytest.mark.parametrize("noise", ["masking", "salt_and_pepper"])
 def test_probability_noise_level_above_one_is_rejected(digits, noise):
     X = digits[0][:50]
-    dae = DenoisingAE(noise=noise, noise_level=1.5, **FAST)
+    dae = fast(DenoisingAE, noise=noise, noise_level=1.5)
     with pytest.raises(ValueError, match=r"noise_level=1\.5 .*\[0, 1\]"):
         dae.fit(X)
     assert not hasattr(dae, "module_")
     # A standard deviation above 1 is fine for Gaussian noise.
-    DenoisingAE(noise="gaussian", noise_level=1.5, **FAST).fit(X)
+    fast(DenoisingAE, noise="gaussian", noise_level=1.5).fit(X)
 
 
 @pytest.mark.parametrize(
@@ -278,7 +187,7 @@ def test_probability_noise_level_above_one_is_rejected(digits, noise):
 )
 def test_bad_params_raise(digits, params, match):
     with pytest.raises(ValueError, match=match):
-        DenoisingAE(**params, **FAST).fit(digits[0][:50])
+        fast(DenoisingAE, **params).fit(digits[0][:50])
 
 
 # ----------------------------------------------------------------------

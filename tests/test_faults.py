@@ -10,34 +10,23 @@ import ctypes
 import math
 import pickle
 import sys
-import warnings
+from functools import partial
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
-from _helpers import make as _make
-from _helpers import public_estimators, same_weights, weights
+from _helpers import fast_estimator, public_estimators, same_weights, weights
 from numpy.testing import assert_array_equal
-from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback
 
 import skae
 
 ESTIMATORS = public_estimators()
 # tol=0 with n_iter_no_change=10: no early stop within the few epochs used.
-FAST = dict(
-    hidden_layer_sizes=(8,),
-    batch_size=64,
-    tol=0.0,
-    random_state=0,
-    device="cpu",
-    pretrain_max_iter=2,
-)
+# tol=0: every epoch runs, so interrupts and faults land where they are aimed.
+make = partial(fast_estimator, batch_size=64, tol=0.0, max_iter=200)
 
-
-def make(cls, **kw):
-    return _make(cls, FAST, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +35,6 @@ def X():
 
     return load_digits().data[:256]  # 4 batches of 64 per epoch
 
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
 
 
 class _Interrupt(Callback):
@@ -144,39 +127,6 @@ def test_nan_loss_with_early_stopping_restores_best_weights_and_warns(cls, X):
     # the fault (best of epochs 1-3).
     ref = make(cls, max_iter=3, early_stopping=True).fit(X)
     assert same_weights(weights(est), weights(ref))
-
-
-class _History(list):
-    def record(self, key, value):
-        self[-1][key] = value
-
-
-class _FakeNet:
-    lr = 0.1
-
-    def __init__(self):
-        self.history = _History()
-        self.module_ = torch.nn.Linear(1, 1)
-
-
-def test_non_finite_validation_score_counts_as_divergence():
-    from skae._stopping import StoppingRule, TrainingDiverged, _StopTraining
-
-    rule = StoppingRule(early_stopping=True).initialize()
-    net = _FakeNet()
-    net.history.append({"epoch": 1, "train_loss": 1.0, "valid_loss": 2.0})
-    rule.on_epoch_end(net)
-    net.history.append({"epoch": 2, "train_loss": 0.9, "valid_loss": math.inf})
-    with pytest.warns(UserWarning, match="validation score became -inf at epoch 2"):
-        with pytest.raises(_StopTraining):
-            rule.on_epoch_end(net)
-    assert rule.diverged_ and rule.stopped_ and rule.best_score_ == -2.0
-    # Nothing finite to fall back on: an error, as without early stopping.
-    rule = StoppingRule(early_stopping=True).initialize()
-    net = _FakeNet()
-    net.history.append({"epoch": 1, "train_loss": 1.0, "valid_loss": math.nan})
-    with pytest.raises(TrainingDiverged, match="validation score became nan"):
-        rule.on_epoch_end(net)
 
 
 # ----------------------------------------------------------------------

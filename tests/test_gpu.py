@@ -6,13 +6,14 @@ suite also runs there, with ``device='auto'`` choosing the GPU.
 
 import os
 import pickle
+from functools import partial
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
-from _helpers import make, public_estimators
+from _helpers import fast_estimator, public_estimators
 from numpy.testing import assert_allclose
 
 import skae
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 ESTIMATORS = public_estimators()
 ids = pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
-FAST = dict(hidden_layer_sizes=(32,), max_iter=5, random_state=0, pretrain_max_iter=2)
+make = partial(fast_estimator, hidden_layer_sizes=(32,))
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def X(digits):
 
 @ids
 def test_fits_and_infers_on_the_gpu(cls, X):
-    est = make(cls, FAST, device="cuda").fit(X)
+    est = make(cls, device="cuda").fit(X)
     assert est.device_.startswith("cuda")
     assert all(p.is_cuda for p in est.module_.parameters())
     Z32 = est.transform(X.astype(np.float32))
@@ -47,8 +48,8 @@ def test_fits_and_infers_on_the_gpu(cls, X):
 def test_gpu_fit_computes_what_the_cpu_fit_computes(cls, X):
     # Deterministic objectives, unshuffled batches, the same initial weights
     # (drawn on the CPU): the two devices differ by float32 rounding only.
-    cpu = make(cls, FAST, shuffle=False, device="cpu").fit(X)
-    gpu = make(cls, FAST, shuffle=False, device="cuda").fit(X)
+    cpu = make(cls, shuffle=False, device="cpu").fit(X)
+    gpu = make(cls, shuffle=False, device="cuda").fit(X)
     assert_allclose(gpu.loss_curve_, cpu.loss_curve_, rtol=1e-3)
     Z = cpu.transform(X)
     assert_allclose(gpu.transform(X), Z, rtol=1e-3, atol=1e-4 * np.abs(Z).max())
@@ -71,7 +72,7 @@ np.save(sys.argv[3], est.transform(np.load(sys.argv[2])))
 
 @ids
 def test_gpu_pickle_loads_in_a_process_without_cuda(cls, X, tmp_path):
-    est = make(cls, FAST, device="cuda").fit(X)
+    est = make(cls, device="cuda").fit(X)
     (tmp_path / "est.pkl").write_bytes(pickle.dumps(est))
     np.save(tmp_path / "X.npy", X)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}

@@ -10,32 +10,22 @@ import json
 import os
 import pickle
 import warnings
+from functools import partial
 
 import joblib
 import numpy as np
 import pytest
 import torch
-from _helpers import make as _make
-from _helpers import public_estimators, same_weights, weights
+from _helpers import fast_estimator, public_estimators, same_weights, weights
 from numpy.testing import assert_array_equal
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import NotFittedError
 
 import skae
 
 ESTIMATORS = public_estimators()
-FAST = dict(
-    n_components=3,
-    hidden_layer_sizes=(8,),
-    max_iter=3,
-    random_state=0,
-    device="cpu",
-    pretrain_max_iter=2,
-)
+make = partial(fast_estimator, n_components=3, max_iter=3)
 ids = pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
 
-
-def make(cls, **kw):
-    return _make(cls, FAST, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +35,6 @@ def data():
     X, y = load_digits(return_X_y=True)
     return X[:200], y[:200]
 
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
 
 
 def _outputs(est, X):
@@ -459,9 +443,7 @@ def test_save_refuses_what_it_cannot_store(data, tmp_path):
     class Custom(skae.AutoencoderTransformer):
         pass
 
-    custom = Custom(**{k: v for k, v in FAST.items() if k != "pretrain_max_iter"}).fit(
-        X
-    )
+    custom = fast_estimator(Custom, n_components=3, max_iter=3).fit(X)
     with pytest.raises(TypeError, match="not one of skae's public estimators"):
         custom.save(tmp_path / "c.skae")
 

@@ -1,16 +1,15 @@
 """skae estimators in the workflows users bring from PCA and NCA (issue #7)."""
 
 import pickle
-import warnings
+from functools import partial
 
 import numpy as np
 import pytest
-from _helpers import public_estimators
+from _helpers import fast_estimator, public_estimators
 from numpy.testing import assert_allclose
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.neighbors import NeighborhoodComponentsAnalysis
@@ -18,18 +17,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 ESTIMATORS = public_estimators()
-FAST = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0, device="cpu")
+fast = partial(fast_estimator, hidden_layer_sizes=(16,))
 
-
-def fast(cls, **kw):
-    return cls(**{**FAST, **kw})
-
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
 
 
 @pytest.fixture(scope="module")

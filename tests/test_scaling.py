@@ -97,6 +97,7 @@ def _open_memmap(memmap_file):
     return np.memmap(path, dtype=np.float32, mode="r", shape=(n_samples, N_FEATURES))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
 def test_partial_fit_over_memmap_chunks_matches_in_memory_fit(memmap_file):
     mm = _open_memmap(memmap_file)
@@ -201,6 +202,7 @@ def test_dask_ml_parallel_post_fit_transforms_block_wise():
 # ----------------------------------------------------------------------
 # distributed hyper-parameter search
 # ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_grid_search_with_joblib_dask_backend_on_local_cluster(digits):
     joblib = pytest.importorskip("joblib")
     distributed = pytest.importorskip("distributed")
@@ -323,6 +325,7 @@ dist.destroy_process_group()
 _NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "backend, device, world",
     [

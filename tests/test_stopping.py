@@ -1,55 +1,26 @@
+"""MLP's stopping rule as a skorch callback, against a stand-in net."""
+
 import math
 
 import pytest
 import torch
 
-from skae._batches import BatchIterator, TensorData
-from skae._stopping import StoppingRule
-
-
-def test_batches_cover_every_sample_once():
-    X = torch.arange(23, dtype=torch.float32).reshape(-1, 1)
-    torch.manual_seed(0)
-    batches = list(BatchIterator(TensorData(X), batch_size=5, shuffle=True))
-    assert [len(b[0]) for b in batches] == [5, 5, 5, 5, 3]
-    seen = torch.cat([b[0] for b in batches]).ravel()
-    assert sorted(seen.tolist()) == list(range(23))
-    assert seen.tolist() != list(range(23))  # shuffled
-    assert len(BatchIterator(TensorData(X), 5, True)) == 5
-
-
-def test_unshuffled_batches_are_views():
-    X = torch.randn(10, 3)
-    (xb, yb), *_ = BatchIterator(TensorData(X), batch_size=4, shuffle=False)
-    assert yb is None
-    assert xb.data_ptr() == X.data_ptr()
-
-
-def test_index_subset_and_targets():
-    X = torch.arange(10, dtype=torch.float32).reshape(-1, 1)
-    y = torch.arange(10)
-    idx = torch.tensor([1, 3, 5, 7])
-    data = TensorData(X, y, idx)
-    assert len(data) == 4
-    torch.manual_seed(1)
-    out = list(BatchIterator(data, batch_size=3, shuffle=True))
-    xs = torch.cat([b[0] for b in out]).ravel()
-    ys = torch.cat([b[1] for b in out])
-    assert sorted(xs.tolist()) == [1.0, 3.0, 5.0, 7.0]
-    assert torch.equal(xs.long(), ys)
-
-
-class _FakeNet:
-    """Just enough of a skorch net for the stopping rule."""
-
-    def __init__(self):
-        self.history = _History()
-        self.module_ = torch.nn.Linear(1, 1)
+from skae._stopping import StoppingRule, TrainingDiverged, _StopTraining
 
 
 class _History(list):
     def record(self, key, value):
         self[-1][key] = value
+
+
+class _FakeNet:
+    """Just enough of a skorch net for the stopping rule."""
+
+    lr = 0.1
+
+    def __init__(self):
+        self.history = _History()
+        self.module_ = torch.nn.Linear(1, 1)
 
 
 def _run(rule, losses, valid=None):
@@ -97,3 +68,21 @@ def test_stopping_rule_raises_on_nan():
 def test_stopping_rule_raises_on_inf(value):
     stopped, _ = _run(StoppingRule(), [value])
     assert stopped == (1, "TrainingDiverged")
+
+
+def test_non_finite_validation_score_counts_as_divergence():
+    rule = StoppingRule(early_stopping=True).initialize()
+    net = _FakeNet()
+    net.history.append({"epoch": 1, "train_loss": 1.0, "valid_loss": 2.0})
+    rule.on_epoch_end(net)
+    net.history.append({"epoch": 2, "train_loss": 0.9, "valid_loss": math.inf})
+    with pytest.warns(UserWarning, match="validation score became -inf at epoch 2"):
+        with pytest.raises(_StopTraining):
+            rule.on_epoch_end(net)
+    assert rule.diverged_ and rule.stopped_ and rule.best_score_ == -2.0
+    # Nothing finite to fall back on: an error, as without early stopping.
+    rule = StoppingRule(early_stopping=True).initialize()
+    net = _FakeNet()
+    net.history.append({"epoch": 1, "train_loss": 1.0, "valid_loss": math.nan})
+    with pytest.raises(TrainingDiverged, match="validation score became nan"):
+        rule.on_epoch_end(net)
