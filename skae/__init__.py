@@ -1,11 +1,15 @@
 """skae: scikit-learn compatible autoencoders on PyTorch."""
 
+from . import _onnx
 from ._autoencoder import AutoencoderTransformer
 from ._contractive import ContractiveAE
 from ._denoising import DenoisingAE
 from ._persistence import load
 from ._stacked import StackedAE
 from ._variational import VariationalAE
+
+# ONNX converters for skl2onnx, registered when skl2onnx is (or gets) imported.
+_onnx._install()
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,438 @@
+"""ONNX export of the skae estimators through skl2onnx.
+
+After ``import skae``, ``skl2onnx.to_onnx(estimator, X_sample)`` converts a
+fitted skae estimator (alone or as a step of a scikit-learn Pipeline). The
+converters here are registered with skl2onnx's documented API,
+:func:`skl2onnx.update_registered_converter`, one alias per public class.
+
+Registration is lazy: importing skl2onnx (and onnx) costs more than a second,
+a quarter of ``import skae`` itself, so ``import skae`` does not import it.
+If skl2onnx is already imported, the converters are registered at once;
+otherwise a finder on ``sys.meta_path`` waits for the first ``import
+skl2onnx`` and registers them right after skl2onnx's own ``__init__`` has
+run. Either way they are in place before the user can call ``to_onnx``.
+
+The graph is built from the fitted network with ONNX operators (``Gemm``,
+the activations, and the normalisation as ``Sub``/``Div`` or folded into the
+first layer), not exported by ``torch.onnx``: building it takes milliseconds
+and runs as fast in onnxruntime (see benchmarks/README.md). A module the
+builder does not know raises a TypeError naming the layer; a torch.onnx
+based builder can be added to :data:`_BUILDERS`'s dispatch for
+user-supplied modules.
+
+Three methods can be converted, chosen per estimator with the skl2onnx
+option ``method`` (``options={id(est): {"method": ...}}``):
+
+* ``'transform'`` (default): ``(n, n_features) -> (n, n_components)``;
+* ``'inverse_transform'``: ``(n, n_components) -> (n, n_features)``, the
+  decoder, so the sample passed to ``to_onnx`` is a code;
+* ``'score_samples'``: ``(n, n_features) -> (n,)``, minus the reconstruction
+  error (not for VariationalAE, whose score is an ELBO with Monte Carlo
+  draws).
+
+float32 graphs use the float32 weights the estimator computes with; float64
+graphs use float64 copies of the weights and the float64 normalisation
+statistics ``mean_`` and ``scale_``, as ``transform`` does on float64 input.
+"""
+
+import importlib.abc
+import sys
+import threading
+import warnings
+
+import numpy as np
+
+# Largest |mean| / scale of a feature for which the normalisation is folded
+# into the first layer's weights (computed in float64): ``W (x - m) / s`` as
+# ``(W / s) x - (W / s) m`` loses about that factor to cancellation. The
+# estimator's own inference path folds under the same rule.
+_FOLD_MEAN_LIMIT = 8.0
+
+_METHODS = ("transform", "inverse_transform", "score_samples")
+
+_registered = False
+_lock = threading.Lock()
+
+
+# ----------------------------------------------------------------------
+# the fitted network as a list of steps
+# ----------------------------------------------------------------------
+def _activation_op(layer):
+    """ONNX op type of an activation module, '' for identity, None if unknown."""
+    from torch import nn
+
+    if type(layer) is nn.Identity:
+        return ""
+    return {nn.ReLU: "Relu", nn.Sigmoid: "Sigmoid", nn.Tanh: "Tanh"}.get(type(layer))
+
+
+def _steps(layers, where):
+    """``[("gemm", W (in, out) float64, b float64) | ("act", op_type)]``.
+
+    ``where`` names the layers in error messages. Raises TypeError for a
+    layer that is neither linear nor a known activation.
+    """
+    from torch import nn
+
+    from ._modules import TiedLinear
+
+    steps = []
+    for i, layer in enumerate(layers):
+        if type(layer) is nn.Linear:
+            w = layer.weight.detach().cpu().double().numpy().T
+            b = layer.bias.detach().cpu().double().numpy()
+            steps.append(("gemm", w, b))
+        elif type(layer) is TiedLinear:
+            # x @ source.weight: the source's (out, in) weight is this
+            # layer's (in, out).
+            w = layer.source.weight.detach().cpu().double().numpy()
+            b = layer.bias.detach().cpu().double().numpy()
+            steps.append(("gemm", w, b))
+        else:
+            op = _activation_op(layer)
+            if op is None:
+                raise TypeError(
+                    f"Cannot convert {where}[{i}] to ONNX: layer type "
+                    f"{type(layer).__module__}.{type(layer).__qualname__} is not "
+                    "nn.Linear, TiedLinear, nn.ReLU, nn.Sigmoid, nn.Tanh or "
+                    "nn.Identity."
+                )
+            if op:
+                steps.append(("act", op))
+    return steps
+
+
+class _MLP:
+    """What the ONNX graph of a fitted skae MLP autoencoder needs."""
+
+    def __init__(self, module):
+        self.encode = _steps(
+            [*module.encoder, module.code, module.code_activation], "module_.encoder + code"
+        )
+        self.decode = _steps([*module.decoder, module.output_activation], "module_.decoder")
+        self.variational = hasattr(module, "log_var")
+
+
+def _mlp(estimator):
+    module = estimator.module_
+    needed = ("encoder", "code", "code_activation", "decoder", "output_activation")
+    missing = [name for name in needed if not hasattr(module, name)]
+    if missing:
+        raise TypeError(
+            f"Cannot convert {type(estimator).__name__} to ONNX: its module_ "
+            f"({type(module).__module__}.{type(module).__qualname__}) is not a skae "
+            f"MLP autoencoder (it has no {', '.join(missing)}); converting other "
+            "torch modules is not supported yet."
+        )
+    return _MLP(module)
+
+
+# Graph builders by what they accept; the first whose predicate holds wins.
+# Only skae's MLP autoencoders for now; a user-supplied module would get a
+# torch.onnx-based builder here.
+_BUILDERS = [(lambda module: True, _mlp)]
+
+
+def _network(estimator):
+    for accepts, build in _BUILDERS:
+        if accepts(estimator.module_):
+            return build(estimator)
+    raise TypeError(  # pragma: no cover - the last builder accepts everything
+        f"No ONNX graph builder for {type(estimator.module_).__name__}."
+    )
+
+
+# ----------------------------------------------------------------------
+# ONNX graph construction
+# ----------------------------------------------------------------------
+class _Graph:
+    """Adds initializers and nodes in one dtype to a skl2onnx container."""
+
+    def __init__(self, scope, container, dtype):
+        from onnx import TensorProto
+
+        self.scope, self.container = scope, container
+        self.dtype = np.dtype(dtype)
+        self.proto_type = TensorProto.DOUBLE if self.dtype == np.float64 else TensorProto.FLOAT
+
+    def const(self, hint, value, dtype=None):
+        from onnx import numpy_helper
+
+        name = self.scope.get_unique_variable_name(hint)
+        arr = np.ascontiguousarray(value, dtype=dtype or self.dtype)
+        tensor = numpy_helper.from_array(arr, name)
+        self.container.add_initializer(name, tensor.data_type, list(arr.shape), tensor)
+        return name
+
+    def op(self, op_type, inputs, output=None, **attrs):
+        out = output or self.scope.get_unique_variable_name(f"skae_{op_type.lower()}")
+        name = self.scope.get_unique_operator_name(f"Skae{op_type}")
+        self.container.add_node(op_type, list(inputs), [out], name=name, **attrs)
+        return out
+
+    def steps(self, x, steps):
+        for step in steps:
+            if step[0] == "gemm":
+                _, w, b = step
+                x = self.op("Gemm", [x, self.const("skae_w", w), self.const("skae_b", b)])
+            else:
+                x = self.op(step[1], [x])
+        return x
+
+    def row_sum(self, x):
+        """Sum over axis 1, shape ``(n,)``."""
+        if self.container.target_opset >= 13:
+            axes = self.const("skae_axes", [1], dtype=np.int64)
+            return self.op("ReduceSum", [x, axes], keepdims=0)
+        return self.op("ReduceSum", [x], axes=[1], keepdims=0)
+
+
+def _normalisation(estimator, dtype):
+    """``(mean, scale)`` in float64, exact for float64 graphs.
+
+    A float32 graph uses the float32 statistics the network computes with
+    (``mean_`` and ``scale_`` rounded to float32, as the module's buffers).
+    """
+    mean = np.asarray(estimator.mean_, dtype=np.float64)
+    scale = np.asarray(estimator.scale_, dtype=np.float64)
+    if np.dtype(dtype) == np.float32:
+        mean = mean.astype(np.float32).astype(np.float64)
+        scale = scale.astype(np.float32).astype(np.float64)
+    return mean, scale
+
+
+def _encode(g, x, estimator, net, fold=True):
+    """The code of raw input ``x``; with ``fold`` the normalisation may be folded."""
+    mean, scale = _normalisation(estimator, g.dtype)
+    centre, rescale = bool(mean.any()), not bool((scale == 1).all())
+    steps = list(net.encode)
+    if (
+        fold
+        and (centre or rescale)
+        and steps[0][0] == "gemm"
+        and float(np.abs(mean / scale).max()) <= _FOLD_MEAN_LIMIT
+    ):
+        _, w, b = steps[0]
+        w = w / scale[:, None]
+        steps[0] = ("gemm", w, b - mean @ w)
+    else:
+        if centre:
+            x = g.op("Sub", [x, g.const("skae_mean", mean)])
+        if rescale:
+            x = g.op("Div", [x, g.const("skae_scale", scale)])
+    return g.steps(x, steps)
+
+
+def _denormalise(g, x, estimator, output=None):
+    mean, scale = _normalisation(estimator, g.dtype)
+    centre, rescale = bool(mean.any()), not bool((scale == 1).all())
+    if rescale:
+        x = g.op("Mul", [x, g.const("skae_scale", scale)], output=None if centre else output)
+    if centre:
+        x = g.op("Add", [x, g.const("skae_mean", mean)], output=output)
+    if x != output and output is not None:
+        x = g.op("Identity", [x], output=output)
+    return x
+
+
+def _score_samples(g, x, estimator, net, output):
+    """Minus the reconstruction error per sample, as ``score_samples``."""
+    if net.variational:
+        raise NotImplementedError(
+            f"{type(estimator).__name__}.score_samples (an ELBO estimated with fixed "
+            "Monte Carlo draws) has no ONNX conversion; convert 'transform' or "
+            "'inverse_transform' instead."
+        )
+    loss = getattr(estimator, "_loss_name", estimator.loss)
+    mean, scale = _normalisation(estimator, g.dtype)
+    xn = x
+    if mean.any():
+        xn = g.op("Sub", [xn, g.const("skae_mean", mean)])
+    if not (scale == 1).all():
+        xn = g.op("Div", [xn, g.const("skae_scale", scale)])
+    code = g.steps(xn, net.encode)
+    decode = list(net.decode)
+    if loss == "log_loss":
+        # The output activation is the logistic: BCE from the logits z,
+        # max(z, 0) - z x + log(1 + exp(-|z|)), summed over features.
+        if decode and decode[-1] == ("act", "Sigmoid"):
+            decode = decode[:-1]
+        z = g.steps(code, decode)
+        soft = g.op(
+            "Log",
+            [g.op("Add", [g.op("Exp", [g.op("Neg", [g.op("Abs", [z])])]), g.const("skae_one", 1.0)])],
+        )
+        bce = g.op("Add", [g.op("Sub", [g.op("Relu", [z]), g.op("Mul", [z, xn])]), soft])
+        return g.op("Neg", [g.row_sum(bce)], output=output)
+    recon = g.steps(code, decode)
+    diff = g.op("Sub", [recon, xn])
+    if not (scale == 1).all():
+        diff = g.op("Mul", [diff, g.const("skae_scale", scale)])
+    return g.op("Neg", [g.row_sum(g.op("Mul", [diff, diff]))], output=output)
+
+
+def _method(operator):
+    est = operator.raw_operator
+    return operator.scope_inst.get_options(est, dict(method="transform"))["method"]
+
+
+def _input_dtype(operator):
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    kind = operator.inputs[0].type
+    if isinstance(kind, DoubleTensorType):
+        return np.float64
+    if isinstance(kind, FloatTensorType):
+        return np.float32
+    raise TypeError(
+        f"{type(operator.raw_operator).__name__} converts float32 or float64 input to "
+        f"ONNX, got {type(kind).__name__}; cast X to float32 or float64 first."
+    )
+
+
+def _shape_calculator(operator):
+    """Output type of the converted method: input dtype, width by method."""
+    from sklearn.utils.validation import check_is_fitted
+
+    est = operator.raw_operator
+    check_is_fitted(est)
+    dtype = _input_dtype(operator)
+    method = _method(operator)
+    if method not in _METHODS:
+        raise ValueError(
+            f"method={method!r} is not a convertible method of {type(est).__name__}; "
+            f"choose one of {_METHODS}."
+        )
+    n_in = est.n_components_ if method == "inverse_transform" else est.n_features_in_
+    width = operator.inputs[0].get_second_dimension()
+    if width is not None and width != n_in:
+        raise ValueError(
+            f"{type(est).__name__}.{method} expects {n_in} columns in its ONNX input, "
+            f"got {width}."
+        )
+    n = operator.inputs[0].get_first_dimension()
+    out_type = operator.inputs[0].type.__class__
+    if method == "transform":
+        operator.outputs[0].type = out_type([n, est.n_components_])
+    elif method == "inverse_transform":
+        operator.outputs[0].type = out_type([n, est.n_features_in_])
+    else:
+        operator.outputs[0].type = out_type([n])
+
+
+def _converter(scope, operator, container):
+    est = operator.raw_operator
+    dtype = _input_dtype(operator)
+    method = _method(operator)
+    net = _network(est)
+    g = _Graph(scope, container, dtype)
+    x = operator.inputs[0].full_name
+    out = operator.outputs[0].full_name
+    if method == "transform":
+        g.op("Identity", [_encode(g, x, est, net)], output=out)
+    elif method == "inverse_transform":
+        _denormalise(g, g.steps(x, net.decode), est, output=out)
+    else:
+        _score_samples(g, x, est, net, out)
+
+
+# ----------------------------------------------------------------------
+# registration
+# ----------------------------------------------------------------------
+def _estimator_classes():
+    from ._autoencoder import AutoencoderTransformer
+    from ._contractive import ContractiveAE
+    from ._denoising import DenoisingAE
+    from ._stacked import StackedAE
+    from ._variational import VariationalAE
+
+    return [AutoencoderTransformer, ContractiveAE, DenoisingAE, StackedAE, VariationalAE]
+
+
+def register_converters():
+    """Register the converters of every skae estimator with skl2onnx.
+
+    Called automatically (see the module docstring); safe to call again.
+    """
+    global _registered
+    with _lock:
+        if _registered:
+            return
+        from skl2onnx import update_registered_converter
+
+        for cls in _estimator_classes():
+            update_registered_converter(
+                cls,
+                f"Skae{cls.__name__}",
+                _shape_calculator,
+                _converter,
+                options={"method": list(_METHODS)},
+            )
+        _registered = True
+
+
+class _RegisterAfterImport(importlib.abc.MetaPathFinder):
+    """Runs :func:`register_converters` once ``skl2onnx`` has been imported.
+
+    It finds nothing itself: for ``skl2onnx`` it asks the finders after it
+    for the real spec and wraps the loader's ``exec_module``, then restores
+    the original loader and removes itself.
+    """
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "skl2onnx":
+            return None
+        finders = sys.meta_path[sys.meta_path.index(self) + 1 :] if self in sys.meta_path else []
+        for finder in finders:
+            find = getattr(finder, "find_spec", None)
+            spec = find(fullname, path, target) if find is not None else None
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        spec.loader = _RegisteringLoader(spec.loader, self)
+        return spec
+
+
+class _RegisteringLoader(importlib.abc.Loader):
+    def __init__(self, loader, finder):
+        self._loader, self._finder = loader, finder
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        module.__loader__ = self._loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader
+        if self._finder in sys.meta_path:
+            sys.meta_path.remove(self._finder)
+        try:
+            register_converters()
+        except Exception as exc:  # skl2onnx itself must still import
+            warnings.warn(
+                f"skae could not register its ONNX converters with skl2onnx: {exc!r}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
+def _install():
+    """Register now if skl2onnx is imported, else when it is."""
+    if "skl2onnx" in sys.modules:
+        try:
+            register_converters()
+        except Exception as exc:  # import skae must not fail because of skl2onnx
+            warnings.warn(
+                f"skae could not register its ONNX converters with skl2onnx: {exc!r}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    elif not any(isinstance(f, _RegisterAfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterAfterImport())
