@@ -32,8 +32,8 @@ option ``method`` (``options={id(est): {"method": ...}}``):
 * ``'inverse_transform'``: ``(n, n_components) -> (n, n_features)``, the
   decoder, so the sample passed to ``to_onnx`` is a code;
 * ``'score_samples'``: ``(n, n_features) -> (n,)``, minus the reconstruction
-  error (not for VariationalAE, whose score is an ELBO with Monte Carlo
-  draws).
+  error; for VariationalAE the ELBO with the same fixed Monte Carlo draws
+  as ``VariationalAE.score_samples``.
 
 float32 graphs use the float32 weights the estimator computes with; float64
 graphs use float64 copies of the weights and the float64 normalisation
@@ -71,18 +71,23 @@ def _activation_op(layer):
     return {nn.ReLU: "Relu", nn.Sigmoid: "Sigmoid", nn.Tanh: "Tanh"}.get(type(layer))
 
 
-def _steps(layers, where):
+def _named(prefix, seq):
+    return [(f"{prefix}[{i}]", layer) for i, layer in enumerate(seq)]
+
+
+def _steps(layers):
     """``[("gemm", W (in, out) float64, b float64) | ("act", op_type)]``.
 
-    ``where`` names the layers in error messages. Raises TypeError for a
-    layer that is neither linear nor a known activation.
+    ``layers`` are ``(name, module)`` pairs; the name goes into the error
+    message. Raises TypeError for a layer that is neither linear nor a
+    known activation.
     """
     from torch import nn
 
     from ._modules import TiedLinear
 
     steps = []
-    for i, layer in enumerate(layers):
+    for where, layer in layers:
         if type(layer) is nn.Linear:
             w = layer.weight.detach().cpu().double().numpy().T
             b = layer.bias.detach().cpu().double().numpy()
@@ -97,7 +102,7 @@ def _steps(layers, where):
             op = _activation_op(layer)
             if op is None:
                 raise TypeError(
-                    f"Cannot convert {where}[{i}] to ONNX: layer type "
+                    f"Cannot convert {where} to ONNX: layer type "
                     f"{type(layer).__module__}.{type(layer).__qualname__} is not "
                     "nn.Linear, TiedLinear, nn.ReLU, nn.Sigmoid, nn.Tanh or "
                     "nn.Identity."
@@ -111,11 +116,19 @@ class _MLP:
     """What the ONNX graph of a fitted skae MLP autoencoder needs."""
 
     def __init__(self, module):
-        self.encode = _steps(
-            [*module.encoder, module.code, module.code_activation], "module_.encoder + code"
+        self.hidden = _steps(_named("module_.encoder", module.encoder))
+        self.head = _steps(
+            [("module_.code", module.code), ("module_.code_activation", module.code_activation)]
         )
-        self.decode = _steps([*module.decoder, module.output_activation], "module_.decoder")
+        self.encode = self.hidden + self.head
+        self.decode = _steps(
+            _named("module_.decoder", module.decoder)
+            + [("module_.output_activation", module.output_activation)]
+        )
         self.variational = hasattr(module, "log_var")
+        if self.variational:
+            self.log_var = _steps([("module_.log_var", module.log_var)])
+            self.noise_var = float(module.noise_var)
 
 
 def _mlp(estimator):
@@ -189,12 +202,30 @@ class _Graph:
                 x = self.op(step[1], [x])
         return x
 
-    def row_sum(self, x):
-        """Sum over axis 1, shape ``(n,)``."""
+    def row_sum(self, x, axis=1):
+        """Sum over ``axis``, which is dropped."""
         if self.container.target_opset >= 13:
-            axes = self.const("skae_axes", [1], dtype=np.int64)
+            axes = self.const("skae_axes", [axis], dtype=np.int64)
             return self.op("ReduceSum", [x, axes], keepdims=0)
-        return self.op("ReduceSum", [x], axes=[1], keepdims=0)
+        return self.op("ReduceSum", [x], axes=[axis], keepdims=0)
+
+    def bce_with_logits(self, z, x):
+        """Elementwise ``max(z, 0) - z x + log(1 + exp(-|z|))``, stable."""
+        soft = self.op(
+            "Log",
+            [
+                self.op(
+                    "Add",
+                    [
+                        self.op("Exp", [self.op("Neg", [self.op("Abs", [z])])]),
+                        self.const("skae_one", 1.0),
+                    ],
+                )
+            ],
+        )
+        return self.op(
+            "Add", [self.op("Sub", [self.op("Relu", [z]), self.op("Mul", [z, x])]), soft]
+        )
 
 
 def _normalisation(estimator, dtype):
@@ -245,40 +276,119 @@ def _denormalise(g, x, estimator, output=None):
     return x
 
 
+def _normalise(g, x, estimator):
+    """``(x - mean) / scale`` as separate ops (the score needs it unfolded)."""
+    mean, scale = _normalisation(estimator, g.dtype)
+    if mean.any():
+        x = g.op("Sub", [x, g.const("skae_mean", mean)])
+    if not (scale == 1).all():
+        x = g.op("Div", [x, g.const("skae_scale", scale)])
+    return x
+
+
 def _score_samples(g, x, estimator, net, output):
     """Minus the reconstruction error per sample, as ``score_samples``."""
     if net.variational:
-        raise NotImplementedError(
-            f"{type(estimator).__name__}.score_samples (an ELBO estimated with fixed "
-            "Monte Carlo draws) has no ONNX conversion; convert 'transform' or "
-            "'inverse_transform' instead."
-        )
+        return _elbo(g, x, estimator, net, output)
     loss = getattr(estimator, "_loss_name", estimator.loss)
-    mean, scale = _normalisation(estimator, g.dtype)
-    xn = x
-    if mean.any():
-        xn = g.op("Sub", [xn, g.const("skae_mean", mean)])
-    if not (scale == 1).all():
-        xn = g.op("Div", [xn, g.const("skae_scale", scale)])
+    _, scale = _normalisation(estimator, g.dtype)
+    xn = _normalise(g, x, estimator)
     code = g.steps(xn, net.encode)
     decode = list(net.decode)
     if loss == "log_loss":
-        # The output activation is the logistic: BCE from the logits z,
-        # max(z, 0) - z x + log(1 + exp(-|z|)), summed over features.
+        # Binary cross-entropy from the logits (the output activation is the
+        # logistic), summed over features.
         if decode and decode[-1] == ("act", "Sigmoid"):
             decode = decode[:-1]
-        z = g.steps(code, decode)
-        soft = g.op(
-            "Log",
-            [g.op("Add", [g.op("Exp", [g.op("Neg", [g.op("Abs", [z])])]), g.const("skae_one", 1.0)])],
-        )
-        bce = g.op("Add", [g.op("Sub", [g.op("Relu", [z]), g.op("Mul", [z, xn])]), soft])
+        bce = g.bce_with_logits(g.steps(code, decode), xn)
         return g.op("Neg", [g.row_sum(bce)], output=output)
     recon = g.steps(code, decode)
     diff = g.op("Sub", [recon, xn])
     if not (scale == 1).all():
         diff = g.op("Mul", [diff, g.const("skae_scale", scale)])
     return g.op("Neg", [g.row_sum(g.op("Mul", [diff, diff]))], output=output)
+
+
+def _elbo(g, x, estimator, net, output):
+    """VariationalAE's per-sample ELBO with its fixed, moment-matched draws.
+
+    The ``L`` draws ``eps`` are a constant ``(L, 1, k)`` tensor: every sample
+    is decoded at ``mean + std * eps_l`` as one ``(L * n, k)`` batch, the
+    log-likelihoods are averaged over ``l`` and the closed-form KL is
+    subtracted, as ``VariationalAE.score_samples`` does.
+    """
+    import torch
+
+    from ._variational import _score_draws
+
+    _, scale = _normalisation(estimator, g.dtype)
+    n_features = len(scale)
+    xn = _normalise(g, x, estimator)
+    h = g.steps(xn, net.hidden)
+    mean = g.steps(h, net.head)
+    log_var = g.steps(h, net.log_var)
+    k = estimator.n_components_
+    eps = _score_draws(k, torch.zeros((), dtype=torch.float64)).numpy()
+    n_draws = len(eps)
+    std = g.op("Exp", [g.op("Mul", [log_var, g.const("skae_half", 0.5)])])
+    noise = g.op("Mul", [std, g.const("skae_eps", eps[:, None, :])])
+    z = g.op("Reshape", [g.op("Add", [mean, noise]), g.const("skae_shape", [-1, k], np.int64)])
+    decoded = g.op(
+        "Reshape",
+        [
+            g.steps(z, net.decode if _gaussian(estimator) else _logits(net.decode)),
+            g.const("skae_shape", [n_draws, -1, n_features], np.int64),
+        ],
+    )
+    if _gaussian(estimator):
+        diff = g.op("Sub", [decoded, xn])
+        sse = g.row_sum(g.op("Mul", [diff, diff]), axis=2)
+        var = np.float64(np.asarray(net.noise_var, dtype=g.dtype))
+        log_norm = n_features * np.log(2 * np.pi * var)
+        log_jacobian = np.log(scale.astype(g.dtype).astype(np.float64)).sum()
+        # -0.5 * (sse / var + log_norm) - log_jacobian
+        log_lik = g.op(
+            "Sub",
+            [
+                g.op(
+                    "Mul",
+                    [
+                        g.op(
+                            "Add",
+                            [
+                                g.op("Div", [sse, g.const("skae_var", var)]),
+                                g.const("skae_lognorm", log_norm),
+                            ],
+                        ),
+                        g.const("skae_mhalf", -0.5),
+                    ],
+                ),
+                g.const("skae_logjac", log_jacobian),
+            ],
+        )
+    else:
+        log_lik = g.op("Neg", [g.row_sum(g.bce_with_logits(decoded, xn), axis=2)])
+    expected = g.op("Div", [g.row_sum(log_lik, axis=0), g.const("skae_ndraws", n_draws)])
+    # KL = 0.5 * sum(mean^2 + exp(log_var) - log_var - 1)
+    kl_terms = g.op(
+        "Sub",
+        [
+            g.op("Add", [g.op("Mul", [mean, mean]), g.op("Exp", [log_var])]),
+            g.op("Add", [log_var, g.const("skae_one", 1.0)]),
+        ],
+    )
+    kl = g.op("Mul", [g.row_sum(kl_terms), g.const("skae_half", 0.5)])
+    return g.op("Sub", [expected, kl], output=output)
+
+
+def _gaussian(estimator):
+    # The VAE's likelihood follows the ``loss`` hyperparameter.
+    return estimator.loss != "log_loss"
+
+
+def _logits(decode):
+    """Decoder steps without the final logistic (the Bernoulli decoder's)."""
+    return decode[:-1] if decode and decode[-1] == ("act", "Sigmoid") else decode
 
 
 def _method(operator):
@@ -306,7 +416,7 @@ def _shape_calculator(operator):
 
     est = operator.raw_operator
     check_is_fitted(est)
-    dtype = _input_dtype(operator)
+    _input_dtype(operator)  # raises for non-float input
     method = _method(operator)
     if method not in _METHODS:
         raise ValueError(
@@ -317,8 +427,7 @@ def _shape_calculator(operator):
     width = operator.inputs[0].get_second_dimension()
     if width is not None and width != n_in:
         raise ValueError(
-            f"{type(est).__name__}.{method} expects {n_in} columns in its ONNX input, "
-            f"got {width}."
+            f"{type(est).__name__}.{method} expects {n_in} columns in its ONNX input, got {width}."
         )
     n = operator.inputs[0].get_first_dimension()
     out_type = operator.inputs[0].type.__class__

@@ -23,8 +23,14 @@ ort = pytest.importorskip("onnxruntime")
 skl2onnx = pytest.importorskip("skl2onnx")
 to_onnx = skl2onnx.to_onnx
 
-FAST = dict(hidden_layer_sizes=(16, 8), max_iter=3, pretrain_max_iter=2, random_state=0,
-            device="cpu", n_components=4)
+FAST = dict(
+    hidden_layer_sizes=(16, 8),
+    max_iter=3,
+    pretrain_max_iter=2,
+    random_state=0,
+    device="cpu",
+    n_components=4,
+)
 # float32 graphs: the tolerance of the issue; float64 graphs: both sides
 # compute in float64 from the same statistics, so only summation order differs.
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
@@ -55,17 +61,21 @@ def converted(est, X, method=None, **kw):
     return out
 
 
-CASES = [(cls, {}) for cls in public_estimators()] + [
-    (skae.AutoencoderTransformer, dict(tied_weights=True)),
-    (skae.AutoencoderTransformer, dict(code_activation="tanh", output_activation="logistic")),
-    (skae.AutoencoderTransformer, dict(normalize="feature", code_activation="relu")),
-    (skae.AutoencoderTransformer, dict(hidden_layer_sizes=(), normalize=None)),
-    (skae.VariationalAE, dict(tied_weights=True, activation="tanh")),
-] + [
-    (skae.StackedAE, dict(tied_weights=tied, activation=act))
-    for tied in (False, True)
-    for act in ("relu", "tanh", "logistic", "identity")
-]
+CASES = (
+    [(cls, {}) for cls in public_estimators()]
+    + [
+        (skae.AutoencoderTransformer, dict(tied_weights=True)),
+        (skae.AutoencoderTransformer, dict(code_activation="tanh", output_activation="logistic")),
+        (skae.AutoencoderTransformer, dict(normalize="feature", code_activation="relu")),
+        (skae.AutoencoderTransformer, dict(hidden_layer_sizes=(), normalize=None)),
+        (skae.VariationalAE, dict(tied_weights=True, activation="tanh")),
+    ]
+    + [
+        (skae.StackedAE, dict(tied_weights=tied, activation=act))
+        for tied in (False, True)
+        for act in ("relu", "tanh", "logistic", "identity")
+    ]
+)
 
 
 def case_id(case):
@@ -101,9 +111,10 @@ def test_inverse_transform_matches(fitted, X, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("loss", ["squared_error", "log_loss"])
-def test_score_samples_matches(X, dtype, loss):
+@pytest.mark.parametrize("cls", [skae.AutoencoderTransformer, skae.VariationalAE])
+def test_score_samples_matches(X, dtype, loss, cls):
     Xd = (X / 16 if loss == "log_loss" else X).astype(dtype)
-    est = make(skae.AutoencoderTransformer, FAST, loss=loss).fit(Xd)
+    est = make(cls, FAST, loss=loss, tied_weights=cls is skae.VariationalAE).fit(Xd)
     got = converted(est, Xd, "score_samples")
     expected = est.score_samples(Xd)
     assert got.dtype == dtype and got.shape == (len(X),)
@@ -112,9 +123,10 @@ def test_score_samples_matches(X, dtype, loss):
 
 
 @pytest.mark.parametrize("opset", [12, 13, 17])
-def test_score_samples_across_opsets(X, opset):
+@pytest.mark.parametrize("cls", [skae.StackedAE, skae.VariationalAE])
+def test_score_samples_across_opsets(X, opset, cls):
     # ReduceSum takes its axes as an attribute before opset 13, an input after.
-    est = make(skae.StackedAE, FAST).fit(X)
+    est = make(cls, FAST).fit(X)
     got = converted(est, X, "score_samples", target_opset=opset)
     assert_allclose(got, est.score_samples(X), rtol=1e-10)
     assert_allclose(converted(est, X, target_opset=opset), est.transform(X), rtol=1e-10)
@@ -126,9 +138,7 @@ def test_float64_uses_exact_statistics(X):
     est = make(skae.AutoencoderTransformer, FAST, normalize="feature").fit(Xo)
     assert np.any(est.mean_.astype(np.float32) != est.mean_)
     assert_allclose(converted(est, Xo), est.transform(Xo), rtol=1e-10, atol=1e-12)
-    assert_allclose(
-        converted(est, Xo, "score_samples"), est.score_samples(Xo), rtol=1e-10, atol=0
-    )
+    assert_allclose(converted(est, Xo, "score_samples"), est.score_samples(Xo), rtol=1e-10, atol=0)
 
 
 def test_pipeline_same_labels(digits):
@@ -137,8 +147,12 @@ def test_pipeline_same_labels(digits):
     pipe = Pipeline(
         [
             ("scale", StandardScaler()),
-            ("ae", skae.AutoencoderTransformer(8, hidden_layer_sizes=(32,), max_iter=20,
-                                               random_state=0, device="cpu")),
+            (
+                "ae",
+                skae.AutoencoderTransformer(
+                    8, hidden_layer_sizes=(32,), max_iter=20, random_state=0, device="cpu"
+                ),
+            ),
             ("clf", LogisticRegression(max_iter=500)),
         ]
     ).fit(X, y)
@@ -148,17 +162,19 @@ def test_pipeline_same_labels(digits):
     assert_allclose(proba, pipe.predict_proba(X), atol=1e-4)
     # A skae step between scikit-learn transformers, its decoder converted.
     codes = pipe[:2].transform(X)
-    assert_allclose(converted(pipe[1], codes, "inverse_transform"),
-                    pipe[1].inverse_transform(codes), rtol=1e-5, atol=1e-5)
+    assert_allclose(
+        converted(pipe[1], codes, "inverse_transform"),
+        pipe[1].inverse_transform(codes),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_pipeline_float64(digits):
     from sklearn.decomposition import PCA
 
     X, _ = digits
-    pipe = Pipeline(
-        [("ae", make(skae.DenoisingAE, FAST)), ("pca", PCA(2))]
-    ).fit(X)
+    pipe = Pipeline([("ae", make(skae.DenoisingAE, FAST)), ("pca", PCA(2))]).fit(X)
     assert_allclose(run(to_onnx(pipe, X[:1]), X)[0], pipe.transform(X), rtol=1e-9, atol=1e-9)
 
 
@@ -187,18 +203,17 @@ def test_unknown_method_raises(X):
         to_onnx(est, X[:1].astype(np.float32), options={id(est): {"method": "predict"}})
 
 
-def test_vae_score_samples_raises(X):
-    est = make(skae.VariationalAE, FAST).fit(X)
-    with pytest.raises(NotImplementedError, match="ELBO"):
-        to_onnx(est, X[:1].astype(np.float32), options={id(est): {"method": "score_samples"}})
-
-
 def test_unknown_layer_raises(X):
     est = make(skae.AutoencoderTransformer, FAST).fit(X)
     est = copy.deepcopy(est)
     est.module_.encoder[1] = nn.GELU()
-    with pytest.raises(TypeError, match=r"encoder \+ code\[1\].*GELU"):
+    with pytest.raises(TypeError, match=r"module_\.encoder\[1\].*GELU"):
         to_onnx(est, X[:1].astype(np.float32))
+    est.module_.encoder[1] = nn.ReLU()
+    est.module_.output_activation = nn.Softplus()
+    codes = np.zeros((1, 4), dtype=np.float32)
+    with pytest.raises(TypeError, match=r"module_\.output_activation.*Softplus"):
+        to_onnx(est, codes, options={id(est): {"method": "inverse_transform"}})
 
 
 def test_unknown_module_raises(X):
@@ -235,8 +250,11 @@ def test_registered_whichever_is_imported_first(skae_first):
         first, second = second, first
     code = SCRIPT.format(first=first, second=second, loaded=not skae_first)
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-        timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "ok"
