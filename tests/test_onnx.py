@@ -258,3 +258,13 @@ def test_registered_whichever_is_imported_first(skae_first):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("fine_tune", ["classification", "nca"])
+def test_stacked_supervised_converts_encoder(digits, fine_tune):
+    """The classification head is not part of transform, nor of the graph."""
+    X, y = digits[0][:200], digits[1][:200]
+    est = make(skae.StackedAE, FAST, fine_tune=fine_tune).fit(X, y)
+    assert_allclose(converted(est, X), est.transform(X), rtol=1e-10, atol=1e-12)
+    X32 = X.astype(np.float32)
+    assert_allclose(converted(est, X32), est.transform(X32), rtol=1e-5, atol=1e-5)
