@@ -544,7 +544,7 @@ class _RegisteringLoader:
 
 def _install():
     """Register now if skl2onnx is imported, else when it is."""
-    if "skl2onnx" in sys.modules:
+    if sys.modules.get("skl2onnx") is not None:  # None: import blocked
         try:
             register_converters()
         except Exception as exc:  # import skae must not fail because of skl2onnx

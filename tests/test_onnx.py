@@ -268,3 +268,26 @@ def test_stacked_supervised_converts_encoder(digits, fine_tune):
     assert_allclose(converted(est, X), est.transform(X), rtol=1e-10, atol=1e-12)
     X32 = X.astype(np.float32)
     assert_allclose(converted(est, X32), est.transform(X32), rtol=1e-5, atol=1e-5)
+
+
+def test_import_skae_without_skl2onnx():
+    """With skl2onnx unimportable, import skae neither fails nor warns."""
+    code = """
+import sys, warnings
+sys.modules["skl2onnx"] = None  # what an absent package looks like to import
+warnings.simplefilter("error")
+import skae
+try:
+    import skl2onnx
+except ImportError:
+    print("ok")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"
