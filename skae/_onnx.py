@@ -15,15 +15,19 @@ run. Either way they are in place before the user can call ``to_onnx``.
 The graph is built from the fitted network with ONNX operators (``Gemm``,
 the activations, and the normalisation as ``Sub``/``Div`` or folded into the
 first layer), not exported by ``torch.onnx``. Measured on a 784-256-30
-network (one thread, median of 7 runs): building the graph takes about 7 ms
-and needs only skl2onnx; ``torch.onnx.export`` with the TorchScript exporter
-took 1.2 s the first time in a process (6-8 ms after), and the dynamo
-exporter 0.7-1.3 s plus the onnxscript package; onnxruntime ran the graphs
-equally fast (20-28 us a row, 9-15 ms for 2,000 rows, within this shared
-machine's noise). A module the
-builder does not know raises a TypeError naming the layer; a torch.onnx
-based builder can be added to :data:`_BUILDERS`'s dispatch for
-user-supplied modules.
+network on one thread: building the graph takes about 7 ms and needs only
+skl2onnx; ``torch.onnx.export`` took 1.2 s the first time in a process with
+the TorchScript exporter (6-8 ms after) and 0.7-1.3 s with the dynamo
+exporter, which also needs the onnxscript package; onnxruntime ran the
+three graphs equally fast (20-28 us a row, 9-15 ms for 2,000 rows, within
+this shared machine's noise) once the weights were stored in torch's
+``(out, in)`` layout with ``transB=1``. A module the builder does not know
+raises a TypeError naming the layer; a torch.onnx-based builder for
+user-supplied modules would be dispatched from :func:`_network`.
+
+The opset is skl2onnx's ``target_opset`` (its latest tested one, 22, by
+default); only ``ReduceSum`` changes form (axes as an input from opset 13).
+Tested at opsets 12, 13, 17 and 22.
 
 Three methods can be converted, chosen per estimator with the skl2onnx
 option ``method`` (``options={id(est): {"method": ...}}``):
@@ -144,19 +148,15 @@ def _mlp(estimator):
     return _MLP(module)
 
 
-# Graph builders by what they accept; the first whose predicate holds wins.
-# Only skae's MLP autoencoders for now; a user-supplied module would get a
-# torch.onnx-based builder here.
-_BUILDERS = [(lambda module: True, _mlp)]
-
-
 def _network(estimator):
-    for accepts, build in _BUILDERS:
-        if accepts(estimator.module_):
-            return build(estimator)
-    raise TypeError(  # pragma: no cover - the last builder accepts everything
-        f"No ONNX graph builder for {type(estimator.module_).__name__}."
-    )
+    """What the graph of ``estimator.module_`` is built from.
+
+    Only skae's MLP autoencoders are understood. A user-supplied module
+    (not possible in skae yet) would be dispatched from here to a builder
+    that exports it with ``torch.onnx.export`` and copies that graph's nodes
+    into the skl2onnx container.
+    """
+    return _mlp(estimator)
 
 
 # ----------------------------------------------------------------------
@@ -210,21 +210,10 @@ class _Graph:
 
     def bce_with_logits(self, z, x):
         """Elementwise ``max(z, 0) - z x + log(1 + exp(-|z|))``, stable."""
-        soft = self.op(
-            "Log",
-            [
-                self.op(
-                    "Add",
-                    [
-                        self.op("Exp", [self.op("Neg", [self.op("Abs", [z])])]),
-                        self.const("skae_one", 1.0),
-                    ],
-                )
-            ],
-        )
-        return self.op(
-            "Add", [self.op("Sub", [self.op("Relu", [z]), self.op("Mul", [z, x])]), soft]
-        )
+        soft = self.op("Exp", [self.op("Neg", [self.op("Abs", [z])])])
+        soft = self.op("Log", [self.op("Add", [soft, self.const("skae_one", 1.0)])])
+        linear = self.op("Sub", [self.op("Relu", [z]), self.op("Mul", [z, x])])
+        return self.op("Add", [linear, soft])
 
 
 def _normalisation(estimator, dtype):
@@ -297,9 +286,7 @@ def _score_samples(g, x, estimator, net, output):
     if loss == "log_loss":
         # Binary cross-entropy from the logits (the output activation is the
         # logistic), summed over features.
-        if decode and decode[-1] == ("act", "Sigmoid"):
-            decode = decode[:-1]
-        bce = g.bce_with_logits(g.steps(code, decode), xn)
+        bce = g.bce_with_logits(g.steps(code, _logits(decode)), xn)
         return g.op("Neg", [g.row_sum(bce)], output=output)
     recon = g.steps(code, decode)
     diff = g.op("Sub", [recon, xn])
@@ -346,25 +333,10 @@ def _elbo(g, x, estimator, net, output):
         log_norm = n_features * np.log(2 * np.pi * var)
         log_jacobian = np.log(scale.astype(g.dtype).astype(np.float64)).sum()
         # -0.5 * (sse / var + log_norm) - log_jacobian
-        log_lik = g.op(
-            "Sub",
-            [
-                g.op(
-                    "Mul",
-                    [
-                        g.op(
-                            "Add",
-                            [
-                                g.op("Div", [sse, g.const("skae_var", var)]),
-                                g.const("skae_lognorm", log_norm),
-                            ],
-                        ),
-                        g.const("skae_mhalf", -0.5),
-                    ],
-                ),
-                g.const("skae_logjac", log_jacobian),
-            ],
-        )
+        log_lik = g.op("Div", [sse, g.const("skae_var", var)])
+        log_lik = g.op("Add", [log_lik, g.const("skae_lognorm", log_norm)])
+        log_lik = g.op("Mul", [log_lik, g.const("skae_mhalf", -0.5)])
+        log_lik = g.op("Sub", [log_lik, g.const("skae_logjac", log_jacobian)])
     else:
         log_lik = g.op("Neg", [g.row_sum(g.bce_with_logits(decoded, xn), axis=2)])
     expected = g.op("Div", [g.row_sum(log_lik, axis=0), g.const("skae_ndraws", n_draws)])
