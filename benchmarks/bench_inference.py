@@ -8,7 +8,8 @@
 * with onnxruntime and skl2onnx installed (``pip install skae[onnx]``):
   one-row and 2,000-row latency of the model converted by
   ``skl2onnx.to_onnx`` in an onnxruntime session, against ``transform``
-  and ``PCA.transform`` (skipped, with a note, when either is missing).
+  and ``PCA.transform`` (skipped, with a note, when either is missing);
+  in these rows the first time column is onnxruntime's.
 
 All on the MNIST test images (784 pixels), float32 and float64 input.
 
