@@ -5,7 +5,13 @@
 * 2,000-row ``transform`` time / the bare ``module.encode`` on a ready tensor
   (what the estimator adds: validation, normalisation, conversion).
 
-Both on the MNIST test images (784 pixels), float32 and float64 input.
+* with onnxruntime and skl2onnx installed (``pip install skae[onnx]``):
+  one-row and 2,000-row latency of the model converted by
+  ``skl2onnx.to_onnx`` in an onnxruntime session, against ``transform``
+  and ``PCA.transform`` (skipped, with a note, when either is missing);
+  in these rows the first time column is onnxruntime's.
+
+All on the MNIST test images (784 pixels), float32 and float64 input.
 
     python benchmarks/bench_inference.py
     python benchmarks/bench_inference.py --quick
@@ -95,6 +101,42 @@ def main(argv=None):
             f"{'2,000-row transform vs bare module.encode':<44}{np.dtype(dtype).name:>8}"
             f"{1e3 * t_big:>10.3f}{1e3 * t_bare:>10.3f}{ratio:>8.2f}"
         )
+        onnx_rows(ae, pca, one, many, args.threads, repeats, inner)
+
+
+def onnx_session(ae, sample, threads):
+    """An onnxruntime session running ``ae.transform``, or None without onnxruntime."""
+    try:
+        import onnxruntime as ort
+        from skl2onnx import to_onnx
+    except ImportError:
+        return None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    model = to_onnx(ae, sample).SerializeToString()
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_rows(ae, pca, one, many, threads, repeats, inner):
+    """The onnxruntime rows: the converted model against transform and PCA."""
+    dtype = np.dtype(one.dtype).name
+    session = onnx_session(ae, one, threads)
+    if session is None:
+        print(f"(onnxruntime rows skipped for {dtype}: pip install skae[onnx])")
+        return
+    name = session.get_inputs()[0].name
+    for label, X, rounds, calls in (
+        ("1-row", one, repeats, inner),
+        ("2,000-row", many, repeats, max(1, inner // 20)),
+    ):
+        run = lambda X=X: session.run(None, {name: X})  # noqa: E731
+        for ref_name, ref in (("transform", ae.transform), ("PCA.transform", pca.transform)):
+            t_onnx, t_ref, ratio = paired(run, lambda X=X, ref=ref: ref(X), rounds, calls)
+            print(
+                f"{label + ' onnxruntime vs ' + ref_name:<44}{dtype:>8}"
+                f"{1e3 * t_onnx:>10.3f}{1e3 * t_ref:>10.3f}{ratio:>8.2f}"
+            )
 
 
 if __name__ == "__main__":

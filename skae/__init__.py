@@ -1,5 +1,6 @@
 """skae: scikit-learn compatible autoencoders on PyTorch."""
 
+from . import _onnx
 from ._autoencoder import AutoencoderTransformer
 from ._contractive import ContractiveAE
 from ._denoising import DenoisingAE
@@ -7,6 +8,9 @@ from ._loading import load
 from ._stacked import StackedAE
 from ._variational import VariationalAE
 from ._version import __version__
+
+# ONNX converters for skl2onnx, registered when skl2onnx is (or gets) imported.
+_onnx._install()
 
 __all__ = [
     "AutoencoderTransformer",
