@@ -674,6 +674,7 @@ class LatentSpaceDisplay:
                 if ticks is not None:
                     self.colorbar_.set_ticks(ticks[0], labels=ticks[1])
                     self.colorbar_.ax.tick_params(length=0)
+                    self.colorbar_.minorticks_off()
                 self.colorbar_.set_label(self.label_name or "label")
         ax.set_xlabel(f"code dimension {i}")
         ax.set_ylabel(f"code dimension {j}")
