@@ -51,7 +51,7 @@ class ReconstructionDisplay:
     fitted transformer with an ``inverse_transform`` works (skae's
     estimators, :class:`~sklearn.decomposition.PCA`, a pipeline of them).
 
-    See :ref:`plotting` in the user guide.
+    See :ref:`quick_start:Plotting a fitted model` in the documentation.
 
     Parameters
     ----------
@@ -275,7 +275,7 @@ class LossCurveDisplay:
     The epoch of the best validation score, whose weights early stopping
     restores, is marked with a vertical line.
 
-    See :ref:`plotting` in the user guide.
+    See :ref:`quick_start:Plotting a fitted model` in the documentation.
 
     Parameters
     ----------
@@ -469,7 +469,7 @@ class LatentSpaceDisplay:
     middle of each class's colour; a continuous label gets a continuous
     colour bar.
 
-    See :ref:`plotting` in the user guide.
+    See :ref:`quick_start:Plotting a fitted model` in the documentation.
 
     Parameters
     ----------
