@@ -11,7 +11,6 @@ import argparse
 import time
 import warnings
 
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning

@@ -399,7 +399,14 @@ class LossCurveDisplay:
             Object that stores the drawn artists.
         """
         _check_matplotlib(f"{type(self).__name__}.plot")
-        from matplotlib.ticker import MaxNLocator
+        from matplotlib.ticker import LogFormatter, MaxNLocator
+
+        def log_y(axes):
+            # Plain numbers (60, 40, 30), not 6x10^1, on axes that span less
+            # than a decade or two, as loss curves often do.
+            axes.set_yscale("log")
+            axes.yaxis.set_major_formatter(LogFormatter())
+            axes.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(1, 0.4)))
 
         ax = _new_axes(ax, figsize=(6.4, 4.0))
         loss = np.asarray(self.loss_curve, dtype=float)
@@ -410,7 +417,7 @@ class LossCurveDisplay:
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if log_scale:
-            ax.set_yscale("log")
+            log_y(ax)
         handles = [self.line_]
         self.validation_ax_ = self.validation_line_ = self.best_epoch_line_ = None
         self.best_epoch_ = None
@@ -425,7 +432,7 @@ class LossCurveDisplay:
             )
             ax2.set_ylabel("validation error: −mean score_samples\n(units of X)", color="C1")
             if log_scale:
-                ax2.set_yscale("log")
+                log_y(ax2)
             # The first maximum: the epoch whose weights early stopping keeps.
             self.best_epoch_ = int(v_epochs[np.nanargmax(scores)])
             self.best_epoch_line_ = ax.axvline(

@@ -191,7 +191,8 @@ def test_latent_space_colorbar_ticks_centred_on_classes(data, plain):
     faces = disp.scatter_.get_facecolors()
     for tick, cls in zip(cbar.get_ticks(), ["a", "b", "c", "d"]):
         colour = disp.scatter_.cmap(disp.scatter_.norm(tick))
-        np.testing.assert_allclose(faces[labels == cls], np.tile(colour, ((labels == cls).sum(), 1)))
+        mine = faces[labels == cls]
+        np.testing.assert_allclose(mine, np.tile(colour, (len(mine), 1)))
     assert len({tuple(f) for f in faces}) == 4
 
 
