@@ -212,6 +212,10 @@ default=None
         if ax is None:
             fig, axes = plt.subplots(2, n, figsize=(0.9 * n + 1.2, 2.3), squeeze=False)
         elif hasattr(ax, "get_subplotspec"):
+            if ax.get_subplotspec() is None:
+                raise ValueError(
+                    "ax must be a subplot (e.g. from plt.subplots) to hold the grid of images."
+                )
             fig = ax.figure
             ax.set_axis_off()
             self.bounding_ax_ = ax
@@ -674,7 +678,9 @@ class LatentSpaceDisplay:
                 self.scatter_ = ax.scatter(
                     codes[:, i], codes[:, j], c=index, cmap=cmap, norm=norm, **kwargs
                 )
-                ticks = (np.arange(k), [str(c) for c in classes])
+                # At most about 20 labelled ticks, still on class centres.
+                step = -(-k // 20)
+                ticks = (np.arange(0, k, step), [str(c) for c in classes[::step]])
             if colorbar:
                 fig = ax.figure
                 self.colorbar_ = fig.colorbar(self.scatter_, ax=ax)

@@ -206,6 +206,11 @@ def test_latent_space_reuses_axes_and_checks_dims(data, plain):
     for dims in [(0, 0), (0, 3), (1,)]:
         with pytest.raises(ValueError, match="dims"):
             LatentSpaceDisplay.from_estimator(plain, X, dims=dims)
+    # Many classes: fewer ticks, still on class centres.
+    disp = LatentSpaceDisplay.from_estimator(plain, X, np.arange(len(X)) % 45)
+    ticks = disp.colorbar_.get_ticks()
+    assert 10 <= len(ticks) <= 20
+    np.testing.assert_array_equal(ticks, np.round(ticks))
     # A continuous label gets a continuous colour bar.
     disp = LatentSpaceDisplay.from_estimator(plain, X, X[:, 20] + 0.5)
     assert disp.colorbar_ is not None and not hasattr(disp.scatter_.norm, "boundaries")
