@@ -79,15 +79,23 @@ for name, model in models.items():
     error = -model.score(X_test)
     print(f"{name:<11}{frobenius:>13.3f}{in_pca:>11.2f}{error:>8.1f}")
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
 for name, s in spectra.items():
     idx = np.arange(1, s.shape[1] + 1)
     axes[0].semilogy(idx, np.median(s, axis=0), marker=".", label=name)
     axes[1].plot(idx, np.median(s / s[:, :1], axis=0), marker=".", label=name)
-axes[0].set(xlabel="index", ylabel="singular value", title="Median singular values")
-axes[1].set(xlabel="index", ylabel="relative to the largest", title="Normalised")
-axes[1].legend()
-fig.tight_layout()
+axes[0].set(
+    xlabel="singular value index",
+    ylabel="singular value (code units per pixel unit)",
+    title="Median singular values of J(x)",
+)
+axes[1].set(
+    xlabel="singular value index",
+    ylabel="relative to the largest (no unit)",
+    title="Normalised by the largest",
+)
+axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+plt.show()
 
 # %%
 # Tangent directions
@@ -111,5 +119,6 @@ for ax in axes.ravel():
     ax.set_xticks([])
     ax.set_yticks([])
 axes[0, 0].set_title("digit", fontsize=8)
+fig.suptitle("Leading tangent directions (red and blue: opposite signs, each on its own scale)")
 fig.tight_layout()
 plt.show()

@@ -22,14 +22,14 @@ lecture notes' two figures:
 import warnings
 
 import matplotlib.pyplot as plt
-import numpy as np
+from matplotlib.ticker import LogFormatter, MaxNLocator
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier, NeighborhoodComponentsAnalysis
 
-from skae import StackedAE
+from skae import LatentSpaceDisplay, ReconstructionDisplay, StackedAE
 
 warnings.simplefilter("ignore", ConvergenceWarning)
 
@@ -71,37 +71,37 @@ errors = {"StackedAE": held_out_error(deep), "PCA": held_out_error(pca)}
 for name, error in errors.items():
     print(f"{name:<10} held-out error with a {k}-D code: {error:.0f}")
 
-digits = X_test[:10]
-rows = {"original": digits}
-for name, model in (("StackedAE", deep), ("PCA", pca)):
-    recon = model.inverse_transform(model.transform(digits))
-    rows[f"{name} ({errors[name]:.0f})"] = recon
-fig, axes = plt.subplots(3, 10, figsize=(10, 3.4))
-for row, (name, images) in zip(axes, rows.items()):
-    for ax, image in zip(row, images):
-        ax.imshow(image.reshape(8, 8), cmap="gray_r", vmin=0, vmax=16)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    row[0].set_ylabel(name, rotation=0, ha="right", va="center")
-fig.suptitle(
-    f"Held-out digits reconstructed from a {k}-D code "
-    "(in brackets: squared error per image)"
-)
-fig.subplots_adjust(left=0.2)
+# %%
+# Original held-out digits above their reconstructions; under each, its
+# squared error (SE, in squared pixel values on the 0-16 scale).
+fig = plt.figure(figsize=(10, 4.8))
+for subfig, (name, model) in zip(fig.subfigures(2, 1), (("StackedAE", deep), ("PCA", pca))):
+    ReconstructionDisplay.from_estimator(
+        model, X_test, image_shape=(8, 8), n_images=10, ax=subfig.subplots(2, 10), name=name
+    )
+    subfig.suptitle(f"{name}, {k}-D code: mean squared error per image {errors[name]:.0f}")
+plt.show()
 
 # %%
 # The pretraining loss of each layer
 # ----------------------------------
-fig, ax = plt.subplots(figsize=(6, 3.5))
+# Each layer is trained on its own input (the pixels for layer 1, the codes of
+# the layer below for the others), so the curves are in different units: look
+# at their shapes, not at their levels.
+fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
 sizes = (X.shape[1], *deep.hidden_layer_sizes, k)
 for i, curve in enumerate(deep.pretrain_loss_curves_):
-    ax.plot(curve, label=f"layer {i + 1}: {sizes[i]} -> {sizes[i + 1]}")
-ax.set_xlabel("epoch")
-ax.set_ylabel("training loss")
+    epochs = range(1, len(curve) + 1)
+    ax.plot(epochs, curve, label=f"layer {i + 1}: {sizes[i]} -> {sizes[i + 1]}")
+ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+ax.set_xlabel("pretraining epoch")
+ax.set_ylabel("training loss (the layer's input units)")
 ax.set_yscale("log")
-ax.legend()
+ax.yaxis.set_major_formatter(LogFormatter())
+ax.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(1, 0.4)))
+ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
 ax.set_title("Greedy layer-wise pretraining")
-fig.tight_layout()
+plt.show()
 
 # %%
 # 2-D codes: PCA, linear NCA and the NCA-fine-tuned StackedAE
@@ -123,16 +123,19 @@ codes = {
         random_state=0,
     ).fit(X_train, y_train),
 }
-fig, axes = plt.subplots(1, 3, figsize=(13, 5))
-fig.subplots_adjust(top=0.8)
+fig, axes = plt.subplots(1, 3, figsize=(13, 4.8), layout="constrained")
 for ax, (name, model) in zip(axes, codes.items()):
     accuracy = knn_accuracy(model)
     print(f"{name:<28} 1-NN accuracy on held-out digits: {accuracy:.3f}")
-    Z = model.transform(X_test)
-    scatter = ax.scatter(Z[:, 0], Z[:, 1], c=y_test, cmap="tab10", s=8)
-    ax.set_title(f"{name}\n1-NN accuracy {accuracy:.2f}")
-    ax.set_xticks([])
-    ax.set_yticks([])
-fig.colorbar(scatter, ax=axes, ticks=np.arange(10), label="digit")
+    LatentSpaceDisplay.from_estimator(
+        model,
+        X_test,
+        y_test,
+        ax=ax,
+        name=f"{name}\n1-NN accuracy {accuracy:.2f}",
+        label_name="digit",
+        colorbar=ax is axes[-1],
+        scatter_kwargs={"s": 8},
+    )
 fig.suptitle("Held-out digits in a 2-D code")
 plt.show()

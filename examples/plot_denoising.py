@@ -110,8 +110,9 @@ for (label, images), ax_row in zip(rows, axes):
         ax.set_xticks([])
         ax.set_yticks([])
     ax_row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
-fig.suptitle("Reconstructions of corrupted test digits")
+fig.suptitle("Reconstructions of corrupted test digits (pixels scaled to [0, 1])")
 fig.tight_layout()
+plt.show()
 
 # %%
 # Learned filters for 0%, 25% and 50% corruption
@@ -131,8 +132,12 @@ for ax, level in zip(axes, levels):
     ax.imshow(tiles, cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_title(f"{level:.0%} masking")
     ax.axis("off")
-fig.suptitle("First-layer filters become more stroke-like as corruption grows")
+fig.suptitle(
+    "First-layer filters become more stroke-like as corruption grows\n"
+    "(each filter scaled to its largest absolute weight; red and blue: opposite signs)"
+)
 fig.tight_layout()
+plt.show()
 
 # %%
 # A number for "stroke-like": how strongly each filter weight correlates with
@@ -151,5 +156,3 @@ def neighbour_correlation(W):
 for level in levels:
     W = models[level].module_.encoder_layers()[0].weight.detach().numpy()
     print(f"{level:.0%} masking: neighbour correlation {neighbour_correlation(W):.2f}")
-
-plt.show()

@@ -13,11 +13,10 @@ score (minus the mean reconstruction error) has not improved for
 import warnings
 
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, LossCurveDisplay
 
 X, _ = load_digits(return_X_y=True)
 X_train, X_test = X[:400], X[400:]
@@ -41,31 +40,13 @@ for name, model in [("no early stopping", plain), ("early stopping", stopped)]:
     print(f"{name:<18} epochs {model.n_iter_:>3}   held-out error {-model.score(X_test):7.1f}")
 
 # %%
-# ``loss_curve_`` is the training objective, computed on the normalised data
-# the network sees; ``validation_scores_`` are in the data's own units (minus
-# the squared error per image), like ``score``. Hence two axes.
-fig, ax = plt.subplots(figsize=(7, 4))
-ax.plot(np.arange(1, plain.n_iter_ + 1), plain.loss_curve_, label="training objective, no stopping")
-ax.plot(
-    np.arange(1, stopped.n_iter_ + 1),
-    stopped.loss_curve_,
-    label="training objective, early stopping",
-)
-ax.set_yscale("log")
-ax.set_xlabel("epoch")
-ax.set_ylabel("training objective (normalised units)")
-ax2 = ax.twinx()
-ax2.plot(
-    np.arange(1, stopped.n_iter_ + 1),
-    -np.asarray(stopped.validation_scores_),
-    color="C2",
-    label="validation error, early stopping",
-)
-ax2.set_ylabel("validation squared error per image")
-best = int(np.argmax(stopped.validation_scores_)) + 1
-ax.axvline(best, color="gray", linestyle=":", label=f"best epoch ({best}), restored")
-lines = ax.get_legend_handles_labels()
-lines2 = ax2.get_legend_handles_labels()
-ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8)
-fig.tight_layout()
+# :class:`~skae.LossCurveDisplay` draws ``loss_curve_``, the training
+# objective, computed on the normalised data the network sees (left axis), and
+# with early stopping minus ``validation_scores_``, the validation squared
+# error per image in the data's own units (right axis): two quantities in two
+# units, hence two axes. The dotted line is the epoch whose weights early
+# stopping restored.
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+LossCurveDisplay.from_estimator(plain, ax=axes[0], name="no early stopping", log_scale=True)
+LossCurveDisplay.from_estimator(stopped, ax=axes[1], name="early stopping", log_scale=True)
 plt.show()

@@ -13,14 +13,13 @@ shows the 2-D codes and a few reconstructions.
 import warnings
 
 import matplotlib.pyplot as plt
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
-from skae import AutoencoderTransformer
+from skae import AutoencoderTransformer, LatentSpaceDisplay, ReconstructionDisplay
 
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
@@ -66,38 +65,31 @@ for k in (2, 16):
 # %%
 # The 2-D codes
 # -------------
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+# :class:`~skae.LatentSpaceDisplay` works with any transformer, PCA included;
+# one colour bar serves both panels.
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), layout="constrained")
 for ax, (name, model) in zip(axes, models[2].items()):
-    codes = model.transform(X_test)
-    scatter = ax.scatter(codes[:, 0], codes[:, 1], c=y_test, cmap="tab10", s=10)
-    ax.set_title(f"{name}: error {held_out_error(model):.0f}, 3-NN {knn_accuracy(model):.2f}")
-    ax.set_xticks([])
-    ax.set_yticks([])
-fig.colorbar(scatter, ax=axes, ticks=np.arange(10), label="digit")
-fig.suptitle("Held-out digits in a 2-D code")
+    LatentSpaceDisplay.from_estimator(
+        model,
+        X_test,
+        y_test,
+        ax=ax,
+        name=f"{name}: error {held_out_error(model):.0f}, 3-NN {knn_accuracy(model):.2f}",
+        label_name="digit",
+        colorbar=ax is axes[-1],
+    )
+fig.suptitle("Held-out digits in a 2-D code (error: squared error per image)")
+plt.show()
 
 # %%
 # Reconstructions from 16 numbers
 # -------------------------------
-# Rows: original test digits, the autoencoder's reconstruction and PCA's.
-n = 8
-fig, axes = plt.subplots(3, n, figsize=(n, 3.3))
-rows = [
-    ("original", X_test[:n]),
-    (
-        "autoencoder",
-        models[16]["autoencoder"].inverse_transform(
-            models[16]["autoencoder"].transform(X_test[:n])
-        ),
-    ),
-    ("PCA", models[16]["PCA"].inverse_transform(models[16]["PCA"].transform(X_test[:n]))),
-]
-for r, (label, images) in enumerate(rows):
-    for c in range(n):
-        ax = axes[r, c]
-        ax.imshow(images[c].reshape(8, 8), cmap="gray_r", vmin=0, vmax=16)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center")
-fig.suptitle("16-dimensional codes: reconstructions of held-out digits")
+# Original test digits above their reconstructions by the autoencoder and by
+# PCA; under each reconstruction its squared error (SE, in squared pixel
+# values on the 0-16 scale).
+fig = plt.figure(figsize=(8.5, 4.6))
+for subfig, (name, model) in zip(fig.subfigures(2, 1), models[16].items()):
+    axes = subfig.subplots(2, 8)
+    ReconstructionDisplay.from_estimator(model, X_test, image_shape=(8, 8), ax=axes, name=name)
+    subfig.suptitle(f"{name}, 16-dimensional code")
 plt.show()

@@ -28,7 +28,7 @@ from scipy.stats import norm
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from skae import VariationalAE
+from skae import LatentSpaceDisplay, VariationalAE
 
 X, y = load_digits(return_X_y=True)
 X = X / 16.0
@@ -63,15 +63,12 @@ images = vae.inverse_transform(np.column_stack([z1.ravel(), z2.ravel()]))
 tiles = np.pad(images.reshape(n_grid, n_grid, 8, 8), ((0, 0), (0, 0), (1, 1), (1, 1)))
 mosaic = tiles.transpose(0, 2, 1, 3).reshape(n_grid * 10, n_grid * 10)
 
-Z_test = vae.transform(X_test)
 fig, (ax_codes, ax_grid) = plt.subplots(1, 2, figsize=(12, 5.6))
-points = ax_codes.scatter(Z_test[:, 0], Z_test[:, 1], c=y_test, cmap="tab10", s=12)
-fig.colorbar(points, ax=ax_codes, ticks=range(10), label="digit")
-ax_codes.set(
-    title="Posterior means of held-out digits",
-    xlabel="$z_1$",
-    ylabel="$z_2$",
+LatentSpaceDisplay.from_estimator(
+    vae, X_test, y_test, ax=ax_codes, name="Posterior means of held-out digits",
+    label_name="digit",
 )
+ax_codes.set(xlabel="$z_1$ (code dimension 0)", ylabel="$z_2$ (code dimension 1)")
 lim = norm.ppf(0.95)
 ax_codes.add_patch(
     plt.Rectangle((-lim, -lim), 2 * lim, 2 * lim, fill=False, ls="--", color="grey")

@@ -4,7 +4,10 @@ from . import _onnx
 from ._autoencoder import AutoencoderTransformer
 from ._contractive import ContractiveAE
 from ._denoising import DenoisingAE
+from ._latent_space_display import LatentSpaceDisplay
 from ._loading import load
+from ._loss_curve_display import LossCurveDisplay
+from ._reconstruction_display import ReconstructionDisplay
 from ._stacked import StackedAE
 from ._variational import VariationalAE
 from ._version import __version__
@@ -16,6 +19,9 @@ __all__ = [
     "AutoencoderTransformer",
     "ContractiveAE",
     "DenoisingAE",
+    "LatentSpaceDisplay",
+    "LossCurveDisplay",
+    "ReconstructionDisplay",
     "StackedAE",
     "VariationalAE",
     "load",

@@ -1,16 +1,16 @@
-"""``python -m skae``: PCA against an autoencoder on scikit-learn's digits.
+"""python -m skae: PCA against an autoencoder on scikit-learn's digits.
 
-Fits PCA and :class:`skae.AutoencoderTransformer` at a few code widths on a
-train split of the bundled digits (offline), prints held-out reconstruction
-error and fit time side by side, and writes a PNG of the 2-D codes coloured
-by digit.
+Fits PCA and skae.AutoencoderTransformer at a few code widths on a train
+split of the 8x8 digits bundled with scikit-learn (no download), prints the
+held-out reconstruction error and the fit time of both side by side, and
+writes a PNG of the 2-D codes of the held-out digits, coloured by digit
+(needs matplotlib: pip install matplotlib).
 """
 
 import argparse
 import time
 import warnings
 
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
@@ -24,10 +24,32 @@ def _error(model, X):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m skae", description=__doc__)
-    parser.add_argument("--output", default="skae_demo_digits.png", help="PNG path")
-    parser.add_argument("--max-iter", type=int, default=150, help="AE epochs")
-    parser.add_argument("--widths", type=int, nargs="+", default=[2, 5, 10])
+    parser = argparse.ArgumentParser(
+        prog="python -m skae",
+        description=__doc__.strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="The figure in skae's README is this command's output:\n"
+        "  python -m skae --output doc/_static/pca_vs_autoencoder.png",
+    )
+    parser.add_argument(
+        "--output",
+        default="skae_demo_digits.png",
+        help="where to write the figure (PNG; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-iter",
+        type=int,
+        default=40,
+        help="maximum number of epochs of each autoencoder (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--widths",
+        type=int,
+        nargs="+",
+        default=[2, 5, 10],
+        metavar="K",
+        help="code widths to compare; the figure needs 2 (default: 2 5 10)",
+    )
     args = parser.parse_args(argv)
 
     X, y = load_digits(return_X_y=True)
@@ -43,9 +65,13 @@ def main(argv=None):
         ae = AutoencoderTransformer(
             n_components=k,
             hidden_layer_sizes=(128, 64),
+            # A higher learning rate than the default and few epochs: about
+            # the errors of 150 epochs at 1e-3 in a sixth of the time, so the
+            # demo answers in seconds on one CPU thread.
+            learning_rate_init=5e-3,
             max_iter=args.max_iter,
             early_stopping=True,
-            n_iter_no_change=20,
+            n_iter_no_change=10,
             random_state=0,
         )
         start = time.perf_counter()
@@ -69,15 +95,22 @@ def main(argv=None):
     except ImportError:
         print("matplotlib is not installed: no figure written (pip install matplotlib)")
         return
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    from skae import LatentSpaceDisplay
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
     for ax, model, title in zip(axes, models[2], ("PCA", "AutoencoderTransformer")):
-        codes = model.transform(X_test)
-        sc = ax.scatter(codes[:, 0], codes[:, 1], c=y_test, cmap="tab10", s=12)
-        ax.set_title(f"{title} (held-out error {_error(model, X_test):.0f})")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(sc, ax=axes, ticks=np.arange(10), label="digit")
-    fig.suptitle("2-D codes of held-out digits")
+        LatentSpaceDisplay.from_estimator(
+            model,
+            X_test,
+            y_test,
+            ax=ax,
+            name=f"{title}: held-out error {_error(model, X_test):.0f}",
+            label_name="digit",
+            colorbar=ax is axes[-1],
+        )
+    fig.suptitle(
+        "2-D codes of held-out digits (error: sum of squared pixel errors per image)"
+    )
     fig.savefig(args.output, dpi=100)
     print(f"wrote {args.output}")
 
