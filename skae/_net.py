@@ -176,8 +176,9 @@ class AutoencoderNet(NeuralNet):
     def train_step(self, batch, **fit_params):
         # Why: MLP's per-batch alpha / batch_size as weight decay, no closure.
         # No optimiser closure: Adam and SGD evaluate the loss once.
-        if self._decays:  # MLP's alpha / batch size
-            self.optimizer_.param_groups[0]["weight_decay"] = self.alpha / self.global_rows(len(batch[0]))
+        if self._decays:  # MLP's alpha / batch size (all ranks' rows)
+            rows = self.global_rows(len(batch[0]))
+            self.optimizer_.param_groups[0]["weight_decay"] = self.alpha / rows
         self.optimizer_.zero_grad(set_to_none=True)
         step = self.train_step_single(batch, **fit_params)
         self.notify(
