@@ -279,6 +279,21 @@ class ShardedBatchIterator:
     first rows to a multiple of ``world`` (``drop_last=False``), and takes
     positions ``rank, rank + world, ...``: every rank gets
     ``ceil(n / world)`` rows and the same number of batches.
+
+    Examples
+    --------
+    Ten rows on two ranks, batches of 2 per rank, without shuffling: the
+    ranks' first batches, ``[0, 2]`` and ``[1, 3]``, are together the first
+    batch of 4 rows of one process.
+
+    >>> import torch
+    >>> from skae._batches import TensorData
+    >>> data = TensorData(torch.arange(10.0)[:, None])
+    >>> for rank in (0, 1):
+    ...     it = ShardedBatchIterator(data, 2, False, rank, world=2, seed=0)
+    ...     print([b[:, 0].int().tolist() for b, _ in it])
+    [[0, 2], [4, 6], [8]]
+    [[1, 3], [5, 7], [9]]
     """
 
     def __init__(self, data, batch_size, shuffle, rank, world, seed):
