@@ -46,6 +46,11 @@ EXTRA_EQUIVALENT = {  # name: (class, params)
     "early_stopping": (
         "AutoencoderTransformer", dict(early_stopping=True, validation_fraction=0.2),
     ),
+    # Supervised fine-tuning: the labels are sharded with the rows.
+    "stacked_classification": (
+        "StackedAE", dict(fine_tune="classification", reconstruction_weight=0.5,
+                          pretrain_max_iter=2),
+    ),
 }
 
 
@@ -57,10 +62,14 @@ def _low_rank(n_samples=210, n_features=16, seed=0):
     )
 
 
-def _fit(est, X):
+def _labels(X):
+    return (X[:, 0] > np.median(X[:, 0])).astype(int)
+
+
+def _fit(est, X, y=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X)
+        return est.fit(X, y)
 
 
 def _state(est):
@@ -154,8 +163,9 @@ def test_world_of_one_partial_fit_and_shuffle(world_of_one):
 # ----------------------------------------------------------------------
 def _cases(tmp):
     X = _low_rank()
-    data = str(tmp / "X.npy")
+    data, labels = str(tmp / "X.npy"), str(tmp / "y.npy")
     np.save(data, X)
+    np.save(labels, _labels(X))
     cases = []
     for cls, extra in EQUIVALENT.items():
         params = dict(COMMON, shuffle=False, alpha=0.0, batch_size=BATCH, **extra)
@@ -164,7 +174,8 @@ def _cases(tmp):
     for name, (cls, extra) in EXTRA_EQUIVALENT.items():
         params = dict(COMMON, shuffle=False, alpha=0.0, batch_size=BATCH)
         params.update(extra)
-        cases.append(dict(name="eq_" + name, cls=cls, params=params, data=data))
+        y = labels if "fine_tune" in extra else None
+        cases.append(dict(name="eq_" + name, cls=cls, params=params, data=data, y=y))
     for cls in EQUIVALENT:  # shuffled, noisy, random_state=None: rank 0's seed
         params = dict(COMMON, random_state=None, batch_size=BATCH, early_stopping=True)
         cases.append(dict(name="shuffled_" + cls, cls=cls, params=params, data=data))
@@ -212,7 +223,8 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(two_ranks, name, monke
     if case.get("zero_eps"):
         monkeypatch.setattr(torch, "randn_like", torch.zeros_like)
     params = dict(case["params"], batch_size=WORLD * BATCH)
-    single = _fit(getattr(skae, case["cls"])(**params), X)
+    y = _labels(X) if case.get("y") else None
+    single = _fit(getattr(skae, case["cls"])(**params), X, y)
     diffs = {k: np.abs(outs[0]["w." + k] - v).max() for k, v in _state(single).items()}
     print(name, "max |w_2ranks - w_1process| =", max(diffs.values()))
     assert max(diffs.values()) < 1e-5, diffs
