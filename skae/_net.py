@@ -25,6 +25,10 @@ from a stock skorch net, and why:
 * no hold-out unless early stopping is on, ``verbose=0`` prints nothing, and
   one callback implements scikit-learn MLP's stopping rule, restoring the
   best weights when early stopping is on;
+* with ``distributed=True`` (:mod:`skae._distributed` sets
+  ``_data_parallel`` while the net trains) the forward runs through
+  DistributedDataParallel on this rank's shard, and the epoch's loss, the
+  weight decay's batch size and the VAE's noise variance count every rank;
 * training faults lose nothing: a non-finite loss raises
   :class:`TrainingDiverged` (with early stopping: the best weights are
   restored and a warning is issued instead), and ``KeyboardInterrupt``
