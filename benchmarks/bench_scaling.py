@@ -150,6 +150,9 @@ def _ddp_worker(args):
     X, _ = load_mnist_test(args.mnist_dir)
     X = np.ascontiguousarray(X[: args.ddp_rows])
     _warm_up()
+    with warnings.catch_warnings():  # and the first DDP wrapping, gloo's first messages
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        make_estimator(max_iter=1, distributed=True).fit(X[:256])
     world = dist.get_world_size()
     runs = {f"distributed=True, {world} rank(s)": dict(distributed=True, batch_size=DDP_BATCH)}
     if world == 1:
