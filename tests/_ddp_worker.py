@@ -57,6 +57,8 @@ def launch(cases, out_dir, world=2, timeout=240, pg_timeout=60):
 
 
 def _run_case(case, rank, out_dir):
+    import contextlib
+    import io
     import pickle
     import warnings
 
@@ -78,8 +80,9 @@ def _run_case(case, rank, out_dir):
         torch.randn_like = torch.zeros_like
     est = getattr(skae, case["cls"])(distributed=True, **case["params"])
     result = {}
+    log = io.StringIO()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(log):
             warnings.simplefilter("ignore")
             for _ in range(case.get("calls", 1)):
                 getattr(est, case.get("method", "fit"))(X, y)
@@ -95,6 +98,7 @@ def _run_case(case, rank, out_dir):
         if est.validation_scores_ is not None:
             result["validation_scores"] = np.array(est.validation_scores_)
         result["code"] = est.transform(np.asarray(X[:20]))
+    result["stdout"] = np.array(log.getvalue())
     np.savez(out_dir / f"{case['name']}.rank{rank}.npz", **result)
 
 

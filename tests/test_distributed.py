@@ -182,6 +182,8 @@ def _cases(tmp):
     cases.append(dict(name="partial_fit_memmap", cls="AutoencoderTransformer",
                       params=dict(COMMON, random_state=None), data=data, memmap=True,
                       method="partial_fit", calls=3))
+    cases.append(dict(name="verbose", cls="StackedAE", data=data,
+                      params=dict(COMMON, verbose=1, max_iter=2, pretrain_max_iter=1)))
     bad = dict(cls="AutoencoderTransformer", params=COMMON, data=data, bad_rank=1)
     cases.append(dict(bad, name="bad_nan", bad="nan"))
     cases.append(dict(bad, name="bad_rows", bad="rows"))
@@ -252,6 +254,14 @@ def test_partial_fit_over_a_memmap_on_two_ranks(two_ranks):
     outs = outputs["partial_fit_memmap"]
     _assert_ranks_identical(outs)
     assert len(outs[0]["loss_curve"]) == 3
+
+
+@pytest.mark.slow
+def test_the_log_prints_on_rank_0_only(two_ranks):
+    _, _, outputs, _ = two_ranks
+    lead, other = (str(out["stdout"]) for out in outputs["verbose"])
+    assert "Pretraining layer 1/2" in lead and "train_loss" in lead, lead
+    assert other == ""
 
 
 @pytest.mark.slow
