@@ -17,15 +17,27 @@ processes (one thread each, torch at one thread), and reports the wall time
 and speed-up (cluster start-up and worker warm-up excluded). A 1-worker
 cluster is not timed: joblib then runs the fits in this process anyway.
 
+Part 3 trains with ``distributed=True`` (DistributedDataParallel, gloo on
+127.0.0.1) on 1 and 2 ranks, each rank a process with one torch thread, and
+reports training samples/second (rows of X per second of the slowest rank's
+``fit``, epochs included); a plain ``fit`` with the same per-rank batch and
+one with the 2-rank global batch run in the 1-rank processes for reference.
+Launches alternate between 1 and 2 ranks, ``--repeats`` times.
+
 Each timing is the median of ``--repeats`` runs. Everything runs on the CPU.
 
-    python benchmarks/bench_scaling.py            # full table (~1-2 min)
+    python benchmarks/bench_scaling.py            # full table (~2-3 min)
     python benchmarks/bench_scaling.py --quick    # smoke run, tiny sizes
+    python benchmarks/bench_scaling.py --only-distributed   # part 3 only
 """
 
 import argparse
+import json
 import os
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -125,14 +137,98 @@ def time_search(X, n_workers, grid, max_iter, repeats):
     return times
 
 
+DDP_BATCH = 128
+
+
+def _ddp_worker(args):
+    """One rank of part 3: time distributed (and, alone, plain) fits."""
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    X, _ = load_mnist_test(args.mnist_dir)
+    X = np.ascontiguousarray(X[: args.ddp_rows])
+    _warm_up()
+    with warnings.catch_warnings():  # and the first DDP wrapping, gloo's first messages
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        make_estimator(max_iter=1, distributed=True).fit(X[:256])
+    world = dist.get_world_size()
+    runs = {f"distributed=True, {world} rank(s)": dict(distributed=True, batch_size=DDP_BATCH)}
+    if world == 1:
+        runs["plain fit, 1 process"] = dict(batch_size=DDP_BATCH)
+        runs["plain fit, 1 process, 2x batch"] = dict(batch_size=2 * DDP_BATCH)
+    times = {}
+    for name, params in runs.items():
+        est = make_estimator(max_iter=args.ddp_epochs, **params)
+        dist.barrier()
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X)
+        elapsed = torch.tensor([time.perf_counter() - start], dtype=torch.float64)
+        dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)  # the slowest rank
+        times[name] = (float(elapsed), -est.score(X))
+    if dist.get_rank() == 0:
+        print(json.dumps(times))
+    dist.destroy_process_group()
+
+
+def _launch_ranks(world, args):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+           "WORLD_SIZE": str(world), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, __file__, "--ddp-worker", "--mnist-dir", str(args.mnist_dir),
+           "--ddp-rows", str(args.ddp_rows), "--ddp-epochs", str(args.ddp_epochs)]
+    procs = [
+        subprocess.Popen(cmd, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
+                         stdout=subprocess.PIPE, text=True)
+        for r in range(world)
+    ]
+    outs = [p.communicate(timeout=900)[0] for p in procs]
+    if any(p.returncode for p in procs):
+        raise RuntimeError(f"a rank of the {world}-rank run failed")
+    return json.loads(outs[0].strip().splitlines()[-1])
+
+
+def part_distributed(args, repeats):
+    rows, epochs = args.ddp_rows, args.ddp_epochs
+    times = {}
+    for _ in range(repeats):  # alternating launches, so drift hits both alike
+        for world in (1, 2):
+            for label, value in _launch_ranks(world, args).items():
+                times.setdefault(label, []).append(value)
+    print()
+    print(f"Part 3: distributed=True (DDP, gloo, CPU, 1 thread per rank), {rows} MNIST rows, "
+          f"784-128-16, {epochs} epoch(s), batch {DDP_BATCH} per rank, median of {repeats}")
+    print(f"{'run':<34} {'batch':>6} {'seconds':>8} {'samples/s':>10} {'recon. error':>13}")
+    for label, values in times.items():
+        t = statistics.median(v[0] for v in values)
+        batch = 2 * DDP_BATCH if "2 rank" in label or "2x" in label else DDP_BATCH
+        error = values[-1][1]
+        print(f"{label:<34} {batch:>6} {t:8.2f} {rows * epochs / t:10.0f} {error:13.2f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--mnist-dir", type=Path, default=DEFAULT_MNIST_DIR)
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--skip-search", action="store_true", help="part 1 only")
+    parser.add_argument("--skip-search", action="store_true", help="no part 2")
+    parser.add_argument("--only-distributed", action="store_true", help="part 3 only")
+    parser.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ddp-rows", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--ddp-epochs", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.ddp_worker:
+        return _ddp_worker(args)
+    if args.ddp_rows is None:
+        args.ddp_rows, args.ddp_epochs = (1_000, 1) if args.quick else (10_000, 3)
+    if args.only_distributed:
+        return part_distributed(args, args.repeats or (1 if args.quick else 3))
     import torch
 
     torch.set_num_threads(1)
@@ -185,6 +281,7 @@ def main():
             f"{name:<22} {t:8.2f} {n_rows * epochs / t:9.0f} {base / t:7.2f} {errors[name]:13.2f}"
         )
 
+    part_distributed(args, repeats)
     if args.skip_search:
         return
     Xs = X[:search_rows]

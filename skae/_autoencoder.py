@@ -102,5 +102,6 @@ class AutoencoderTransformer(_BaseAutoencoder):
         warm_start=False,
         device="auto",
         callbacks=None,
+        distributed=False,
     ):
         _store_params(self, locals())

@@ -17,7 +17,7 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
-from . import _training
+from . import _distributed, _training
 from ._inference import InferenceCache, run
 from ._modules import ACTIVATIONS, Autoencoder
 from ._objective import ReconstructionObjective
@@ -106,6 +106,7 @@ class _BaseAutoencoder(
         "warm_start": ["boolean"],
         "device": [str],
         "callbacks": [list, None],
+        "distributed": ["boolean"],
     }
 
     def __init__(
@@ -135,6 +136,7 @@ class _BaseAutoencoder(
         warm_start=False,
         device="auto",
         callbacks=None,
+        distributed=False,
     ):
         _store_params(self, locals())
 
@@ -226,17 +228,21 @@ class _BaseAutoencoder(
         # Integer or boolean arrays (uint8 images) become, in validation, a
         # new float32 array that nothing else references: the CPU copy.
         owned = isinstance(X, np.ndarray) and X.dtype.kind in "biu"
-        X, y = self._validate_fit_data(X, y, reset=not continuing)
-        self._check_fit(X, incremental, continuing)
-        device = resolve_device(self.device)
-        batch_size = self._resolve_batch_size(X.shape[0])
-        if not continuing:
-            self._random_state = check_random_state(self.random_state)
-            # Before the device copy, so that the statistics' temporaries
-            # and the copy are never held at the same time.
-            stats = self._normalization_stats(X)
-        seed = _training.draw_seed(self._random_state)
-        with _training.seeded(seed, device):
+        group = _distributed.process_group(self.distributed)
+        with _distributed.vote(group):  # a rank that fails here fails them all
+            X, y = self._validate_fit_data(X, y, reset=not continuing)
+            self._check_fit(X, incremental, continuing)
+            device = resolve_device(self.device)
+            device = device if group is None else group.device(device)
+            batch_size = self._resolve_batch_size(X.shape[0])
+            if not continuing:
+                self._random_state = check_random_state(self.random_state)
+                # Before the device copy, so that the statistics' temporaries
+                # and the copy are never held at the same time.
+                stats = self._normalization_stats(X)
+            seed = _training.draw_seed(self._random_state)
+        seed = _distributed.agree(group, X, seed, None if continuing else stats)
+        with _training.seeded(seed, device), _distributed.training(group, seed):
             X_t = _training.device_tensor(X, device, owned)
             split = None
             if self.early_stopping:
@@ -257,24 +263,6 @@ class _BaseAutoencoder(
             )
         self._record_fit(net, n_before, X, None if continuing else stats, incremental)
         self.device_, self.batch_size_ = device, batch_size
-
-    def _check_fit(self, X, incremental, continuing):
-        """Data-dependent checks, and that a warm start keeps the network's shape."""
-        self._check_params(X)
-        if incremental and self.early_stopping:
-            raise ValueError(
-                "partial_fit does not support early_stopping=True; use fit, or "
-                "set early_stopping=False."
-            )
-        if continuing:
-            spec = self._module_spec(X.shape[1])
-            if spec != self._fit_spec:
-                changed = sorted(k for k in spec if spec[k] != self._fit_spec.get(k))
-                raise ValueError(
-                    f"Cannot continue training after changing {', '.join(changed)}: "
-                    "the network's shape depends on them. Refit with "
-                    "warm_start=False."
-                )
 
     def _initial_net(self, data, stats, device):
         """A net around a freshly initialised (or pretrained) module."""

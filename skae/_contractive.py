@@ -158,6 +158,7 @@ class ContractiveAE(_BaseAutoencoder):
         warm_start=False,
         device="auto",
         callbacks=None,
+        distributed=False,
         contraction_weight=0.1,
     ):
         _store_params(self, locals())

@@ -148,6 +148,7 @@ class DenoisingAE(_BaseAutoencoder):
         warm_start=False,
         device="auto",
         callbacks=None,
+        distributed=False,
         noise="masking",
         noise_level=0.25,
     ):

@@ -107,7 +107,22 @@ device : str, default='auto'
 
 callbacks : list of skorch callbacks or None, default=None
     Extra :mod:`skorch.callbacks` (e.g. ``ProgressBar``, ``LRScheduler``)
-    added to the training net."""
+    added to the training net.
+
+distributed : bool, default=False
+    Data-parallel training with :mod:`torch.distributed`: inside an
+    initialised process group (one process per device, e.g. under
+    ``torchrun --standalone --nproc-per-node=2 train.py`` with
+    ``torch.distributed.init_process_group('gloo')``, 'nccl' on GPUs),
+    every rank calls ``fit``/``partial_fit`` with the same X and trains on
+    its own shard of the rows through
+    :class:`~torch.nn.parallel.DistributedDataParallel`, as
+    :class:`~torch.utils.data.DistributedSampler` shards them (rows
+    repeated so that every rank gets ``ceil(n_samples / world)``).
+    ``batch_size`` is per rank; the ranks' batches together make one
+    optimiser step, and every rank ends with the same model.
+    ``device='cuda'`` means the GPU of the rank's ``LOCAL_RANK``. Without
+    a process group, fit raises a ValueError. See ``doc/scaling.rst``."""
 
 BASE_ATTRIBUTES = """\
 n_components_ : int

@@ -25,6 +25,10 @@ from a stock skorch net, and why:
 * no hold-out unless early stopping is on, ``verbose=0`` prints nothing, and
   one callback implements scikit-learn MLP's stopping rule, restoring the
   best weights when early stopping is on;
+* with ``distributed=True`` (:mod:`skae._distributed` sets
+  ``_data_parallel`` while the net trains) the forward runs through
+  DistributedDataParallel on this rank's shard, and the epoch's loss, the
+  weight decay's batch size and the VAE's noise variance count every rank;
 * training faults lose nothing: a non-finite loss raises
   :class:`TrainingDiverged` (with early stopping: the best weights are
   restored and a warning is issued instead), and ``KeyboardInterrupt``
@@ -150,6 +154,8 @@ class AutoencoderNet(NeuralNet):
 
     def get_iterator(self, dataset, training=False):
         # Why: slices of device tensors, no DataLoader collation per sample.
+        if self._data_parallel is not None:  # this rank's shard (skae._distributed)
+            return self._data_parallel.iterator(dataset, self.batch_size, training, self.shuffle)
         return BatchIterator(dataset, self.batch_size, self.shuffle and training)
 
     # -- steps --------------------------------------------------------------
@@ -157,7 +163,8 @@ class AutoencoderNet(NeuralNet):
         # Why: corruption, a tuple output and the variant's own objective.
         x, y = batch
         x_in = self.objective._corrupt(x)
-        output = self.module_(x_in)
+        dp = self._data_parallel
+        output = (self.module_ if dp is None else dp.ddp)(x_in)
         loss = self.objective._loss(self, x, x_in, y, output)
         loss.backward()
         return {"loss": loss, "y_pred": output}
@@ -173,8 +180,9 @@ class AutoencoderNet(NeuralNet):
     def train_step(self, batch, **fit_params):
         # Why: MLP's per-batch alpha / batch_size as weight decay, no closure.
         # No optimiser closure: Adam and SGD evaluate the loss once.
-        if self._decays:  # MLP's alpha / batch size
-            self.optimizer_.param_groups[0]["weight_decay"] = self.alpha / len(batch[0])
+        if self._decays:  # MLP's alpha / batch size (all ranks' rows)
+            rows = self.global_rows(len(batch[0]))
+            self.optimizer_.param_groups[0]["weight_decay"] = self.alpha / rows
         self.optimizer_.zero_grad(set_to_none=True)
         step = self.train_step_single(batch, **fit_params)
         self.notify(
@@ -209,7 +217,22 @@ class AutoencoderNet(NeuralNet):
             n_batches += 1
             self.notify("on_batch_end", batch=batch, training=training, **step)
         self.history.record(prefix + "_batch_count", n_batches)
-        self.history.record(prefix + "_loss", (total / n_seen).item())
+        dp = self._data_parallel
+        mean = (total / n_seen).item() if dp is None else dp.epoch_mean(total, n_seen)
+        self.history.record(prefix + "_loss", mean)
+
+    # -- data-parallel training (skae._distributed sets _data_parallel) ------
+    _data_parallel = None
+
+    def global_rows(self, n_rows):
+        """Rows in this step over all ranks (``n_rows`` of each rank)."""
+        dp = self._data_parallel
+        return n_rows if dp is None else n_rows * dp.world
+
+    def mean_over_ranks(self, value):
+        """``value`` (a tensor) averaged over the ranks; itself in one process."""
+        dp = self._data_parallel
+        return value if dp is None else dp.mean(value)
 
     # -- rollback to the last finished epoch ---------------------------------
     def _save_epoch_state(self):

@@ -48,7 +48,7 @@ class ReconstructionObjective:
         penalty = 0.0
         if self.alpha:
             with torch.no_grad():
-                penalty = self.alpha * l2_penalty(net.module_.weights()) / len(x)
+                penalty = self.alpha * l2_penalty(net.module_.weights()) / net.global_rows(len(x))
         if self.sparsity_weight:
             penalty = penalty + self.sparsity_weight * l1_activity(output[1]).mean()
         return penalty

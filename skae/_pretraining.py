@@ -8,7 +8,7 @@ path (:mod:`skae._training`): no nested estimator, no copy off the device.
 import torch
 from torch import nn
 
-from . import _training
+from . import _distributed, _training
 from ._batches import TrainingData
 from ._corruption import corrupt_batch, noise_reference
 from ._modules import Autoencoder, TiedLinear
@@ -88,7 +88,7 @@ def pretrain(est, module, data, mean, scale):
         net = _training.make_net(
             stage, objective, est, str(H.device), objective._loss_name, _stage_output(est, first)
         )
-        if est.verbose:
+        if est.verbose and _distributed.is_lead():
             print(f"Pretraining layer {k + 1}/{n_layers}: {sizes[k]}-{sizes[k + 1]}")
         _training.train(
             net, TrainingData(H, None, data.train_rows, data.valid_rows),

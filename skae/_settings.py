@@ -115,3 +115,21 @@ class ResolvedSettings:
     def _to_target_tensor(self, y, device):
         """Targets as a device tensor for supervised variants (None here)."""
         return None
+
+    def _check_fit(self, X, incremental, continuing):
+        """Data-dependent checks, and that a warm start keeps the network's shape."""
+        self._check_params(X)
+        if incremental and self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True; use fit, or "
+                "set early_stopping=False."
+            )
+        if continuing:
+            spec = self._module_spec(X.shape[1])
+            if spec != self._fit_spec:
+                changed = sorted(k for k in spec if spec[k] != self._fit_spec.get(k))
+                raise ValueError(
+                    f"Cannot continue training after changing {', '.join(changed)}: "
+                    "the network's shape depends on them. Refit with "
+                    "warm_start=False."
+                )

@@ -219,6 +219,7 @@ default='reconstruction'
         warm_start=False,
         device="auto",
         callbacks=None,
+        distributed=False,
         pretrain_max_iter=20,
         noise=None,
         noise_level=0.25,

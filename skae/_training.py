@@ -15,6 +15,7 @@ import copy
 import numpy as np
 import torch
 
+from . import _distributed
 from ._batches import TrainingData
 from ._losses import ReconstructionLoss
 from ._net import AutoencoderNet
@@ -92,7 +93,7 @@ def make_net(module, objective, est, device, loss, output_activation, callbacks=
         n_iter_no_change=est.n_iter_no_change,
         alpha=est.alpha,
         callbacks=list(callbacks) if callbacks else None,
-        verbose=est.verbose,
+        verbose=est.verbose if _distributed.is_lead() else 0,
         device=device,
         **opt_kwargs,
     )
@@ -121,7 +122,8 @@ def train(net, data, *, batch_size, epochs, resume, learning_rate):
         net.initialize()
     n_before = len(net.history)
     try:
-        net.fit_epochs(data, batch_size=batch_size, epochs=epochs, resume=resume)
+        with _distributed.data_parallel(net):
+            net.fit_epochs(data, batch_size=batch_size, epochs=epochs, resume=resume)
     except BaseException as exc:
         del net.history[n_before:]
         if not isinstance(exc, TrainingDiverged):

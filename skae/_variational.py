@@ -200,6 +200,7 @@ class VariationalAE(_BaseAutoencoder):
         warm_start=False,
         device="auto",
         callbacks=None,
+        distributed=False,
         beta=1.0,
     ):
         _store_params(self, locals())
@@ -217,22 +218,23 @@ class VariationalAE(_BaseAutoencoder):
         module.noise_var.fill_(max(start, _MIN_NOISE_VAR))
         return module
 
-    def _log_likelihood(self, module, decoded, x, fit_noise=False):
+    def _log_likelihood(self, module, decoded, x, fit_noise=None):
         """``log p(x | z)`` per sample, in nats and in the units of X.
 
         ``decoded`` is the decoder's pre-activation for ``z`` and ``x`` the
-        normalised data. With ``fit_noise`` (training steps: train mode with
-        autograd on) the Gaussian noise variance first takes its step towards
-        this batch's mean squared error per feature.
+        normalised data. With ``fit_noise`` (the training net, in training
+        steps: train mode with autograd on) the Gaussian noise variance first
+        takes its step towards this batch's mean squared error per feature
+        (averaged over the ranks of a data-parallel fit).
         """
         if self.loss == "log_loss":
             return -log_loss_with_logits(decoded, x)
         sse = squared_error(module.output_activation(decoded), x)
         var = module.noise_var
         n_features = x.shape[1]
-        if fit_noise:
+        if fit_noise is not None:
             with torch.no_grad():
-                target = sse.mean() / n_features
+                target = fit_noise.mean_over_ranks(sse.mean() / n_features)
                 var.lerp_(target.to(var.dtype), _NOISE_VAR_RATE)
                 var.clamp_(min=_MIN_NOISE_VAR)
         log_norm = n_features * torch.log(2 * math.pi * var)
@@ -244,7 +246,7 @@ class VariationalAE(_BaseAutoencoder):
         # base's criterion is squared error without the Gaussian's
         # 1 / (2 s^2) and constants).
         module = net.module_
-        fit_noise = module.training and torch.is_grad_enabled()
+        fit_noise = net if module.training and torch.is_grad_enabled() else None
         return -self._log_likelihood(module, output[0], x, fit_noise=fit_noise)
 
     def _loss(self, net, x, x_in, y, output):
