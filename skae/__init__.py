@@ -3,6 +3,7 @@
 from ._autoencoder import AutoencoderTransformer
 from ._contractive import ContractiveAE
 from ._denoising import DenoisingAE
+from ._hashing import SemanticHashing
 from ._persistence import load
 from ._stacked import StackedAE
 from ._variational import VariationalAE
@@ -13,6 +14,7 @@ __all__ = [
     "AutoencoderTransformer",
     "ContractiveAE",
     "DenoisingAE",
+    "SemanticHashing",
     "StackedAE",
     "VariationalAE",
     "load",
