@@ -43,8 +43,7 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import NearestNeighbors
 
-from skae import SemanticHashing
-from skae import _hamming
+from skae import SemanticHashing, _hamming
 
 # ----------------------------------------------------------------------
 # baselines
@@ -106,7 +105,8 @@ def ranking_metrics(dist, y_db, y_q, k=100, seed=0):
 
 
 def hamming_matrix(C_q, C_db):
-    q, db = _hamming.to_words(_hamming.pack_codes(C_q)), _hamming.to_words(_hamming.pack_codes(C_db))
+    q = _hamming.to_words(_hamming.pack_codes(C_q))
+    db = _hamming.to_words(_hamming.pack_codes(C_db))
     step = 500
     return np.concatenate(
         [_hamming.hamming_distances(q[s : s + step], db) for s in range(0, len(q), step)]
@@ -194,8 +194,8 @@ def speed_table(C_db, C_q, repeats, ks=(5, 100)):
         nn = NearestNeighbors(n_neighbors=k, metric="hamming", algorithm="brute").fit(B_db)
         ours, theirs, ratios = [], [], []
         for _ in range(repeats):  # interleaved
-            a = _median_time(lambda: _hamming.kneighbors_packed(P_q, P_db, k), 1)
-            b = _median_time(lambda: nn.kneighbors(B_q), 1)
+            a = _median_time(lambda k=k: _hamming.kneighbors_packed(P_q, P_db, k), 1)
+            b = _median_time(lambda nn=nn: nn.kneighbors(B_q), 1)
             ours.append(a), theirs.append(b), ratios.append(b / a)
         # Same neighbours up to ties: the distance lists agree.
         d_ours, _ = _hamming.kneighbors_packed(P_q, P_db, k)
@@ -225,12 +225,14 @@ def radius_table(sizes, n_queries, repeats, bits=32, radius=2, scan_queries=100)
         table = _hamming.HammingTable(P, bits)
         build = time.perf_counter() - t
         table.radius_neighbors(PQ[:10], radius)  # warm
-        per_query = _median_time(lambda: table.radius_neighbors(PQ, radius), repeats) / n_queries
+        per_query = (
+            _median_time(lambda t=table, q=PQ: t.radius_neighbors(q, radius), repeats) / n_queries
+        )
         n_results = len(table.radius_neighbors(PQ, radius)[0]) / n_queries
         words = _hamming.to_words(P)
         qw = _hamming.to_words(PQ[:scan_queries])
 
-        def scan():
+        def scan(qw=qw, words=words):
             for s in range(0, scan_queries, 10):
                 np.nonzero(_hamming.hamming_distances(qw[s : s + 10], words) <= radius)
 

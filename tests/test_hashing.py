@@ -139,9 +139,10 @@ def test_fit_is_reproducible_and_leaves_global_rng_alone(split):
     torch.manual_seed(123)
     before = torch.rand(3)
     torch.manual_seed(123)
-    a = SemanticHashing(8, max_iter=3, hidden_layer_sizes=(8,), random_state=0, device="cpu").fit(X_db)
+    params = dict(max_iter=3, hidden_layer_sizes=(8,), random_state=0, device="cpu")
+    a = SemanticHashing(8, **params).fit(X_db)
     after = torch.rand(3)
-    b = SemanticHashing(8, max_iter=3, hidden_layer_sizes=(8,), random_state=0, device="cpu").fit(X_db)
+    b = SemanticHashing(8, **params).fit(X_db)
     assert torch.equal(before, after)
     np.testing.assert_array_equal(a.packed_codes_, b.packed_codes_)
 
@@ -329,7 +330,8 @@ def test_table_is_transient(fitted, split):
     assert "_hamming_table" not in state and "packed_codes_" in state
     copy = pickle.loads(pickle.dumps(fitted))
     assert "_hamming_table" not in vars(copy)
-    for a, b in zip(copy.radius_neighbors(X_q, radius=2)[1], fitted.radius_neighbors(X_q, radius=2)[1]):
+    pairs = zip(copy.radius_neighbors(X_q, radius=2)[1], fitted.radius_neighbors(X_q, radius=2)[1])
+    for a, b in pairs:
         np.testing.assert_array_equal(a, b)
 
 
@@ -351,5 +353,7 @@ def test_save_load_round_trip(fitted, split, tmp_path):
         d2, i2 = fitted.kneighbors(X, n_neighbors=5)
         np.testing.assert_array_equal(d1, d2)
         np.testing.assert_array_equal(i1, i2)
-    for a, b in zip(loaded.radius_neighbors(X_q, radius=2)[1], fitted.radius_neighbors(X_q, radius=2)[1]):
+    ours, theirs = loaded.radius_neighbors(X_q, radius=2), fitted.radius_neighbors(X_q, radius=2)
+    pairs = zip(ours[1], theirs[1])
+    for a, b in pairs:
         np.testing.assert_array_equal(a, b)
