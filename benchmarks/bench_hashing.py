@@ -254,7 +254,7 @@ def main():
     parser.add_argument("--hidden", default="(512, 256)")
     parser.add_argument("--max-iter", type=int, default=60)
     parser.add_argument("--alpha", type=float, default=1e-4)
-    parser.add_argument("--noise-std", type=float, default=4.0)
+    parser.add_argument("--noise-std", type=float, default=8.0)
     parser.add_argument("--binarization", default="noise")
     parser.add_argument("--balance-weight", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=5)

@@ -97,12 +97,18 @@ class SemanticHashing(_BaseAutoencoder):
         network learns to saturate the sigmoid, and at the end the
         thresholded code loses little. 'straight_through' decodes the
         thresholded bits and back-propagates through the sigmoid as if no
-        threshold were there. Measured on MNIST at 32 bits (see the
-        benchmark's README), the noise gave the better retrieval.
+        threshold were there. Measured on MNIST at 32 bits (8,000
+        database images, 2,000 queries, 784-512-256-32, 60 epochs; see
+        ``benchmarks/README.md``), the noise retrieved better: precision
+        of the 100 nearest 0.736 and mAP 0.443 with ``noise_std=4``,
+        against 0.681 and 0.374 straight-through.
 
     noise_std : float, default=4.0
         Standard deviation of the training noise of ``binarization='noise'``
-        (ignored otherwise).
+        (ignored otherwise). On MNIST (60 epochs) 4 and 8 retrieved about
+        equally well (mAP 0.443 and 0.464) and 2 worse (0.419); on digits
+        with a small network and 30 epochs, 8 was no better than PCA's
+        signs, 4 clearly better.
 
     balance_weight : float, default=1.0
         Weight of the bit-balance penalty
@@ -383,7 +389,8 @@ class SemanticHashing(_BaseAutoencoder):
         """Every fitted row within a Hamming distance of each query.
 
         The rows are found by looking up each address of the Hamming ball
-        around the query (``sum_{{d <= radius}} C(n_components, d)`` of them)
+        around the query (the sum of ``C(n_components, d)`` over
+        ``d <= radius`` of them)
         in a hash table of the fitted codes: exact, and the cost per query
         does not grow with the number of fitted rows. When the ball has more
         addresses than there are distinct fitted codes, comparing with those
