@@ -4,6 +4,7 @@ from . import _onnx
 from ._autoencoder import AutoencoderTransformer
 from ._contractive import ContractiveAE
 from ._denoising import DenoisingAE
+from ._hashing import SemanticHashing
 from ._latent_space_display import LatentSpaceDisplay
 from ._loading import load
 from ._loss_curve_display import LossCurveDisplay
@@ -22,6 +23,7 @@ __all__ = [
     "LatentSpaceDisplay",
     "LossCurveDisplay",
     "ReconstructionDisplay",
+    "SemanticHashing",
     "StackedAE",
     "VariationalAE",
     "load",

@@ -50,7 +50,9 @@ def test_grid_search_swaps_reducers_in_parallel(small_digits):
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
     # The skae candidates classify digits far above chance (0.1).
     for name, score in zip(names, search.cv_results_["mean_test_score"]):
-        if name not in ("PCA", "NeighborhoodComponentsAnalysis"):
+        if name == "SemanticHashing":  # 4 or 8 binary bits after 5 epochs
+            assert score > 0.2, name
+        elif name not in ("PCA", "NeighborhoodComponentsAnalysis"):
             assert score > 0.3, name
     assert search.best_estimator_.predict(X[:5]).shape == (5,)
 
