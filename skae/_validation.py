@@ -21,7 +21,9 @@ __all__ = [
     "RealNotInt",
     "StrOptions",
     "_fit_context",
+    "check_device_name",
     "check_float32_range",
+    "check_hidden_sizes",
     "check_is_fitted",
     "check_log_loss_settings",
     "check_unit_interval",
@@ -64,6 +66,35 @@ def resolve_device(device):
             "'cuda:N'."
         )
     return str(parsed)
+
+
+def check_device_name(device):
+    """A ValueError unless ``device`` names a device skae knows (not whether
+    it is present here: a GPU-fitted model loads on a CPU-only machine)."""
+    if device == "auto":
+        return
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"device={device!r} is not a valid torch device.") from exc
+    if parsed.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device={device!r} is not supported; use 'cpu' or 'cuda'.")
+
+
+def check_hidden_sizes(hidden_layer_sizes):
+    """``hidden_layer_sizes`` must be positive integers (booleans are not)."""
+    sizes = hidden_layer_sizes
+    sizes = [sizes] if isinstance(sizes, Integral) else sizes
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        sizes = None
+    if sizes is None or not all(
+        isinstance(h, Integral) and not isinstance(h, bool) and h >= 1 for h in sizes
+    ):
+        raise ValueError(
+            f"hidden_layer_sizes must be positive integers, got {hidden_layer_sizes!r}."
+        )
 
 
 def map_location(saved_device):
