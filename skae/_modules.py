@@ -235,7 +235,11 @@ class Autoencoder(nn.Module):
             _, weight, bias = enc[0]
             w64 = weight.double() / scale.double()
             b64 = bias.double() - w64 @ mean.double()
-            enc[0] = (F.linear, w64.to(weight.dtype), b64.to(bias.dtype))
+            folded = (F.linear, w64.to(weight.dtype), b64.to(bias.dtype))
+            # A tiny scale (|X| ~ 1e-40) overflows the folded float32 weight.
+            fold = bool(torch.isfinite(folded[1]).all() and torch.isfinite(folded[2]).all())
+            if fold:
+                enc[0] = folded
 
         def encode(x):
             if not fold:

@@ -17,9 +17,9 @@ import torch
 
 from . import _distributed
 from ._batches import TrainingData
+from ._faults import check_finite_weights, check_training_scores
 from ._losses import ReconstructionLoss
 from ._net import AutoencoderNet
-from ._stopping import TrainingDiverged
 from ._validation import fused_adam_supported
 
 
@@ -107,7 +107,12 @@ def resume_net(net, objective):
     n calls cost O(n^2)), and :func:`train` cuts it back if the call fails.
     """
     history = net.history
-    return copy.deepcopy(net, memo={id(objective): objective, id(history): history})
+    new = copy.deepcopy(net, memo={id(objective): objective, id(history): history})
+    if new.early_stopping:  # fitted with early stopping: partial_fit holds nothing out
+        new.early_stopping = False
+        new.stopping_rule.early_stopping = False
+        new.stopping_rule.best_state_ = None
+    return new
 
 
 def train(net, data, *, batch_size, epochs, resume, learning_rate):
@@ -124,9 +129,12 @@ def train(net, data, *, batch_size, epochs, resume, learning_rate):
     try:
         with _distributed.data_parallel(net):
             net.fit_epochs(data, batch_size=batch_size, epochs=epochs, resume=resume)
+        check_finite_weights(net.module_)
+        if getattr(net.objective, "_check_training_scores", False):
+            check_training_scores(net, data)
     except BaseException as exc:
         del net.history[n_before:]
-        if not isinstance(exc, TrainingDiverged):
+        if not isinstance(exc, FloatingPointError):
             raise
         raise ValueError(
             f"Training diverged: {exc}. The learning rate "

@@ -26,6 +26,8 @@ __all__ = [
     "check_hidden_sizes",
     "check_is_fitted",
     "check_log_loss_settings",
+    "check_param_values",
+    "detached",
     "check_unit_interval",
     "fused_adam_supported",
     "resolve_device",
@@ -60,7 +62,14 @@ def resolve_device(device):
                 f"device={device!r} was requested but only "
                 f"{torch.cuda.device_count()} CUDA device(s) are visible."
             )
-    elif parsed.type not in ("cpu", "mps"):
+    elif parsed.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but MPS (Apple GPU) is not "
+                "available on this machine; use device='cpu' or device='auto'."
+            )
+    elif parsed.type != "cpu":
         raise ValueError(
             f"device={device!r} is not supported; use 'auto', 'cpu', 'cuda' or "
             "'cuda:N'."
@@ -95,6 +104,56 @@ def check_hidden_sizes(hidden_layer_sizes):
         raise ValueError(
             f"hidden_layer_sizes must be positive integers, got {hidden_layer_sizes!r}."
         )
+
+
+def detached(X):
+    """A torch tensor as a CPU tensor without autograd, which numpy reads
+    (``requires_grad`` tensors are accepted like any array-like)."""
+    if torch.is_tensor(X):
+        return X.detach().cpu().resolve_conj().resolve_neg()
+    return X
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_param_values(estimator):
+    """What ``_parameter_constraints`` cannot say, as clear ValueErrors.
+
+    An integer parameter given a bool (``n_components=True``); a real one
+    beyond the float32 range the network computes in (``learning_rate_init
+    =1e39`` overflows the optimiser's step); ``callbacks`` that are not
+    skorch callbacks or ``(name, callback)`` pairs.
+    """
+    for name, constraints in estimator._parameter_constraints.items():
+        value = getattr(estimator, name, None)
+        kinds = [c.type for c in constraints if isinstance(c, Interval)]
+        if isinstance(value, (bool, np.bool_)) and Integral in kinds:
+            raise ValueError(f"{name} must be an integer, got the bool {name}={value!r}.")
+        if (
+            isinstance(value, Real)
+            and not isinstance(value, (bool, np.bool_))
+            and (Real in kinds or RealNotInt in kinds)
+            and abs(float(value)) > _FLOAT32_MAX
+        ):
+            raise ValueError(
+                f"{name}={value!r} is beyond the float32 range the network trains in "
+                f"(+/-{_FLOAT32_MAX:.6g}); use a smaller value."
+            )
+    _check_callbacks(getattr(estimator, "callbacks", None))
+
+
+def _check_callbacks(callbacks):
+    from skorch.callbacks import Callback
+
+    for item in callbacks or ():
+        cb = item[1] if isinstance(item, tuple) and len(item) == 2 and isinstance(
+            item[0], str) else item
+        if not isinstance(cb, Callback):
+            raise ValueError(
+                "callbacks must be skorch Callback instances or (name, Callback) "
+                f"pairs, got {item!r}."
+            )
 
 
 def map_location(saved_device):
