@@ -44,7 +44,8 @@ def check_normalised(X_t):
     """
     if not len(X_t):
         return
-    peak = float(X_t.abs().amax())  # one reduction, one host sync
+    low, high = torch.aminmax(X_t)  # no temporary the size of X (NaN propagates)
+    peak = float(torch.maximum(-low, high))
     limit = float(np.sqrt(np.finfo(np.float32).max / max(1, X_t.shape[1])))
     if not peak <= limit:  # also catches NaN
         raise ValueError(

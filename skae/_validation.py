@@ -107,10 +107,10 @@ def check_hidden_sizes(hidden_layer_sizes):
 
 
 def detached(X):
-    """A torch tensor as a CPU tensor without autograd, which numpy reads
-    (``requires_grad`` tensors are accepted like any array-like)."""
+    """A torch tensor as a numpy array of its dtype (``requires_grad`` and
+    GPU tensors are accepted like any array-like); anything else as is."""
     if torch.is_tensor(X):
-        return X.detach().cpu().resolve_conj().resolve_neg()
+        return X.detach().cpu().resolve_conj().resolve_neg().numpy()
     return X
 
 
