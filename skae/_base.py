@@ -22,6 +22,7 @@ from ._faults import allocation_errors, check_normalised, fit_guard, low_if_nan
 from ._inference import InferenceCache, run
 from ._modules import ACTIVATIONS, Autoencoder
 from ._objective import ReconstructionObjective
+from ._rng import build_module
 from ._settings import ResolvedSettings
 from ._state import FittedStateMixin
 from ._validation import (
@@ -143,8 +144,9 @@ class _BaseAutoencoder(
         _store_params(self, locals())
 
     def _build_module(self, n_features):
-        """Return a freshly initialised torch module for ``n_features`` inputs."""
-        return self._module_class(
+        """A torch module for ``n_features`` inputs, initialised by ``skae._rng``."""
+        return build_module(
+            self._module_class,
             n_features,
             self.n_components,
             hidden_layer_sizes=self._hidden_sizes(),
@@ -214,8 +216,7 @@ class _BaseAutoencoder(
         return self._fit(X, y, incremental=True)
 
     def _fit(self, X, y, incremental):
-        # A failed call leaves the estimator as it was (see _faults.fit_guard);
-        # training continues on a copy of the net.
+        # A failed call changes nothing (_faults.fit_guard; training uses a copy).
         with fit_guard(self):
             self._fit_unguarded(X, y, incremental)
         return self

@@ -16,7 +16,6 @@ from ._inference import InferenceCache
 from ._validation import check_is_fitted, map_location
 
 
-
 def _cpu(value):
     """``value`` with every tensor (also inside dicts and lists) on the CPU."""
     if torch.is_tensor(value):
@@ -76,9 +75,8 @@ class FittedStateMixin:
         _filecheck.check_module_state(expected, module_state, type(self).__name__)
         _filecheck.check_normalization(attributes, module_state, n_features)
         _filecheck.check_attributes(attributes, self)
-        # The fresh weights are overwritten: leave the user's RNG alone.
-        with torch.random.fork_rng(devices=[]):
-            module = self._build_module(n_features)
+        # Built without a draw from torch's global generator (skae._rng).
+        module = self._build_module(n_features)
         module.load_state_dict(module_state, strict=True)
         net = self._make_net(module.to(device).eval(), device)
         net.initialize()

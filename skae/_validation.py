@@ -159,10 +159,14 @@ def _check_callbacks(callbacks):
 def map_location(saved_device):
     """Device to load tensors saved on ``saved_device`` onto, on this machine.
 
-    A model fitted on a GPU loads on the CPU when no GPU is visible.
+    A model fitted on a GPU (CUDA or MPS) loads on the CPU when no such
+    GPU is here.
     """
     dev = torch.device(saved_device)
     if dev.type == "cuda" and not torch.cuda.is_available():
+        return "cpu"
+    mps = getattr(torch.backends, "mps", None)
+    if dev.type == "mps" and not (mps is not None and mps.is_available()):
         return "cpu"
     return str(dev)
 

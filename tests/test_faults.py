@@ -541,3 +541,24 @@ def test_tensors_that_require_grad_are_accepted(X):
     assert est.inverse_transform(codes).shape == (3, X.shape[1])
     est.partial_fit(t)
     assert np.isfinite(est.score_samples(t)).all()
+
+
+@ids
+def test_concurrent_fits_match_serial_fits_and_leave_the_global_rng_alone(cls, X):
+    # Each fit draws from its own generators (skae._rng): 8 threads fitting
+    # at once give the serial fits bit for bit, and the user's torch stream
+    # is not touched.
+    kw = dict(max_iter=2, noise_level=0.2) if cls is skae.DenoisingAE else dict(max_iter=2)
+    seeds = range(8)
+    torch.manual_seed(123)
+    user_state = torch.get_rng_state()
+    serial = [weights(make(cls, random_state=s, **kw).fit(X)) for s in seeds]
+    assert torch.equal(torch.get_rng_state(), user_state)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = list(pool.map(lambda s: weights(make(cls, random_state=s, **kw).fit(X)), seeds))
+    for s, (a, b) in enumerate(zip(serial, parallel)):
+        assert same_weights(a, b), f"random_state={s}"
+    assert torch.equal(torch.get_rng_state(), user_state)
+    est = make(cls, random_state=0, **kw).fit(X)
+    est.partial_fit(X)
+    assert torch.equal(torch.get_rng_state(), user_state)

@@ -651,6 +651,7 @@ HOSTILE_EDITS = {
     # 3. what used to escape as other exceptions
     "device-garbage": (lambda h, a: h.update(device="garbage"), "device 'garbage'"),
     "device-int": (lambda h, a: h.update(device=7), "device must be a string"),
+    "device-7": (lambda h, a: h.update(device="7"), "device '7'"),
     "param-device-garbage": (
         lambda h, a: h["params"].update(device="garbage"), "invalid parameters.*device"
     ),
@@ -740,8 +741,6 @@ def _craft_zip(path, saved_path, member, shape, dtype, fill, n_bytes, compress):
     ],
 )
 def test_hostile_archives_take_bounded_memory(saved, tmp_path, kind, match):
-    import zipfile
-
     src = saved["AutoencoderTransformer"]
     bad = tmp_path / "bad.skae"
     if kind == "zip-bomb-array":  # 100 MB of zeros in 100 kB
@@ -841,3 +840,13 @@ def test_optimizer_state_of_the_wrong_size_never_reaches_torch(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.split("\n")
     assert sum(line.endswith(" ValueError") for line in lines) == 10, out.stdout
+
+
+def test_a_model_saved_on_mps_loads_on_the_cpu(saved, tmp_path):
+    if torch.backends.mps.is_available():
+        pytest.skip("MPS is available here")
+    mps = _rewrite(saved["AutoencoderTransformer"], tmp_path / "mps.skae",
+                   lambda h, a: h.update(device="mps"))
+    with pytest.warns(UserWarning, match="fitted on 'mps'.*loaded on 'cpu'"):
+        loaded = skae.load(mps)
+    assert loaded.device_ == "cpu"
