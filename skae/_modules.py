@@ -284,6 +284,14 @@ class Autoencoder(nn.Module):
         return out
 
 
+def standard_normal(like):
+    """Standard normals shaped like ``like``, from the running fit's generator
+    (:func:`skae._rng.current`; torch's global one outside a fit)."""
+    return torch.randn(
+        like.shape, generator=current(like.device), dtype=like.dtype, device=like.device
+    )
+
+
 class VariationalAutoencoder(Autoencoder):
     """Autoencoder with a diagonal Gaussian encoder, for the VAE.
 
@@ -323,8 +331,5 @@ class VariationalAutoencoder(Autoencoder):
         mean, log_var = self.posterior(x)
         z = mean
         if self.training:
-            eps = torch.randn(
-                mean.shape, generator=current(mean.device), dtype=mean.dtype, device=mean.device
-            )
-            z = mean + torch.exp(0.5 * log_var) * eps
+            z = mean + torch.exp(0.5 * log_var) * standard_normal(mean)
         return self.decoder(z), mean, log_var
