@@ -18,9 +18,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
 from . import _distributed, _training
+from ._faults import allocation_errors, check_normalised, fit_guard, low_if_nan
 from ._inference import InferenceCache, run
 from ._modules import ACTIVATIONS, Autoencoder
 from ._objective import ReconstructionObjective
+from ._rng import build_module
 from ._settings import ResolvedSettings
 from ._state import FittedStateMixin
 from ._validation import (
@@ -31,6 +33,7 @@ from ._validation import (
     _fit_context,
     check_is_fitted,
     check_unit_interval,
+    detached,
     resolve_device,
     validate_data,
 )
@@ -141,8 +144,9 @@ class _BaseAutoencoder(
         _store_params(self, locals())
 
     def _build_module(self, n_features):
-        """Return a freshly initialised torch module for ``n_features`` inputs."""
-        return self._module_class(
+        """A torch module for ``n_features`` inputs, initialised by ``skae._rng``."""
+        return build_module(
+            self._module_class,
             n_features,
             self.n_components,
             hidden_layer_sizes=self._hidden_sizes(),
@@ -212,15 +216,9 @@ class _BaseAutoencoder(
         return self._fit(X, y, incremental=True)
 
     def _fit(self, X, y, incremental):
-        # A failed call leaves the estimator as it was: attributes are
-        # snapshotted here, and training continues on a copy of the net.
-        snapshot = self.__dict__.copy()
-        try:
+        # A failed call changes nothing (_faults.fit_guard; training uses a copy).
+        with fit_guard(self):
             self._fit_unguarded(X, y, incremental)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(snapshot)
-            raise
         return self
 
     def _fit_unguarded(self, X, y, incremental):
@@ -252,9 +250,11 @@ class _BaseAutoencoder(
             data = _training.training_data(X_t, self._to_target_tensor(y, device), split)
             if continuing:
                 X_t.sub_(self.module_.input_mean).div_(self.module_.input_scale)
+                check_normalised(X_t)
                 net = self._continued_net(incremental, device)
             else:
                 X_t.sub_(X_t.new_tensor(stats[0])).div_(X_t.new_tensor(stats[1]))
+                check_normalised(X_t)
                 net = self._initial_net(data, stats, device)
             n_before = _training.train(
                 net, data, batch_size=batch_size, resume=continuing and incremental,
@@ -266,7 +266,8 @@ class _BaseAutoencoder(
 
     def _initial_net(self, data, stats, device):
         """A net around a freshly initialised (or pretrained) module."""
-        module = self._init_module(data, *stats).to(device)
+        with allocation_errors(self, data.X.shape[1]):
+            module = self._init_module(data, *stats).to(device)
         module.set_normalization(*stats)
         return self._make_net(module, device)
 
@@ -331,7 +332,7 @@ class _BaseAutoencoder(
 
     def _check_inference_input(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return validate_data(self, detached(X), reset=False, dtype=[np.float64, np.float32])
 
     def transform(self, X):
         """Encode X into the code space.
@@ -363,7 +364,7 @@ class _BaseAutoencoder(
             The reconstructions, in the codes' floating dtype.
         """
         check_is_fitted(self)
-        Z = check_array(X, dtype=[np.float64, np.float32])
+        Z = check_array(detached(X), dtype=[np.float64, np.float32])
         if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} features, but {type(self).__name__}."
@@ -394,7 +395,7 @@ class _BaseAutoencoder(
         if self._loss_name == "log_loss":
             check_unit_interval(X, "scores")
         return self._run(
-            X, lambda e, x: self._score_samples_model(e.module, e.module.normalize(x))
+            X, lambda e, x: low_if_nan(self._score_samples_model(e.module, e.module.normalize(x)))
         )
 
     def score(self, X, y=None):

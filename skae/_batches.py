@@ -9,6 +9,8 @@ from typing import NamedTuple, Optional
 
 import torch
 
+from ._rng import current
+
 
 class TrainingData(NamedTuple):
     """What one training run sees: device tensors and the early-stopping split.
@@ -53,7 +55,7 @@ class BatchIterator:
         X, y, order = self.data.X, self.data.y, self.data.indices
         n, bs = len(self.data), self.batch_size
         if self.shuffle:
-            perm = torch.randperm(n, device=X.device)
+            perm = torch.randperm(n, device=X.device, generator=current(X.device))
             order = perm if order is None else order[perm]
         for start in range(0, n, bs):
             if order is None:

@@ -8,6 +8,8 @@ training tensor and the normalisation itself.
 
 import torch
 
+from ._rng import current
+
 NOISES = ("masking", "gaussian", "salt_and_pepper")
 
 
@@ -69,8 +71,8 @@ def corrupt_batch(x, noise, noise_level, reference, generator=None):
 
     ``reference`` is what :func:`noise_reference` returns; tensors on
     another device are copied to ``x``'s. Random numbers come from
-    ``generator`` (torch's global generator when None, which the fit has
-    forked and seeded). With ``noise_level == 0`` ``x`` is returned as is
+    ``generator`` (when None: the running fit's own, see
+    :mod:`skae._rng`). With ``noise_level == 0`` ``x`` is returned as is
     and nothing is drawn, so training matches an uncorrupted autoencoder
     draw for draw.
     """
@@ -80,6 +82,8 @@ def corrupt_batch(x, noise, noise_level, reference, generator=None):
     def ref(key):  # a no-op when the reference already sits on x's device
         return reference[key].to(device=x.device, dtype=x.dtype)
 
+    if generator is None:
+        generator = current(x.device)
     draw = dict(generator=generator, dtype=x.dtype, device=x.device)
     if noise == "gaussian":
         return x + torch.randn(x.shape, **draw) * (noise_level * ref("unit"))

@@ -39,6 +39,7 @@ import os
 import numpy as np
 import torch
 
+from . import _rng
 from ._batches import BatchIterator, TensorData
 
 LAUNCH_HELP = (
@@ -203,9 +204,9 @@ def data_parallel(net):
     Each net of the fit (StackedAE trains one per pretraining stage) gets
     a shuffling seed derived from the shared seed and its number, the same
     on every rank; training noise (corruption, the VAE's draws) comes from
-    a stream derived from these and the rank. torch's generator is forked,
-    so that the shared stream (weight initialisation) goes on as in a plain
-    fit on every rank.
+    a stream derived from these and the rank (the body's own generators,
+    see :mod:`skae._rng`), so that the shared stream (weight
+    initialisation) goes on as in a plain fit on every rank.
     """
     fit = _ACTIVE.get()
     if fit is None:
@@ -213,9 +214,7 @@ def data_parallel(net):
         return
     group, fit.n_nets = fit.group, fit.n_nets + 1
     seed = derived_seed(fit.seed, fit.n_nets)
-    device = next(net.module_.parameters()).device
-    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        torch.manual_seed(derived_seed(fit.seed, fit.n_nets, group.rank))
+    with _rng.fit_generators(derived_seed(fit.seed, fit.n_nets, group.rank)):
         net._data_parallel = DataParallel(group, net.module_, seed)
         try:
             yield

@@ -13,8 +13,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from ._base import _BaseAutoencoder
 from ._persistence import read
-from ._validation import map_location, resolve_device
-from ._version import __version__
+from ._validation import check_device_name, check_hidden_sizes, map_location, resolve_device
 
 
 def _estimator_classes():
@@ -28,7 +27,7 @@ def _estimator_classes():
     return found
 
 
-def load(path, *, device=None, allow_version_mismatch=False):
+def load(path, *, device=None, allow_version_mismatch="deprecated"):
     """Load an estimator written by its ``save`` method; runs no code from the file.
 
     Parameters
@@ -41,10 +40,11 @@ def load(path, *, device=None, allow_version_mismatch=False):
         GPU loads on a machine without one, with a warning); 'cpu', 'cuda'
         or 'cuda:N' force it. The ``device`` hyperparameter is restored as
         saved and still decides where a later ``fit`` trains.
-    allow_version_mismatch : bool, default=False
-        A file written by a different skae version raises a ValueError;
-        True loads it anyway, with a warning (the weights must still match
-        the rebuilt network exactly).
+    allow_version_mismatch : bool, default="deprecated"
+        Deprecated and ignored: a file in any format version this skae reads
+        loads whichever skae release wrote it (the file format has its own
+        version, apart from the package's); passing it warns
+        (FutureWarning). It will be removed in a later release.
 
     Returns
     -------
@@ -57,10 +57,13 @@ def load(path, *, device=None, allow_version_mismatch=False):
     Raises
     ------
     ValueError
-        If the file is corrupted, truncated, not a skae model, written by an
-        unknown format or skae version, names a class that is not a skae
-        estimator, or holds weights that do not fit the network its
-        hyperparameters describe.
+        If the file is corrupted, truncated, not a regular file, not a skae
+        model, in a file format version this skae does not read (the message
+        names both versions), names a class that is not a skae estimator,
+        declares more data than it holds, or holds weights, optimiser state
+        or attributes that do not fit the network its hyperparameters
+        describe. Every malformed file raises a ValueError; reading takes
+        memory bounded by a small multiple of the file's size.
 
     See Also
     --------
@@ -83,21 +86,38 @@ def load(path, *, device=None, allow_version_mismatch=False):
     >>> bool((loaded.transform(X) == ae.transform(X)).all())
     True
     """
-    saved = read(path)
+    if allow_version_mismatch != "deprecated":
+        warnings.warn(
+            "allow_version_mismatch is deprecated and has no effect: files in a "
+            "format version this skae reads load whichever skae release wrote "
+            "them. It will be removed in a later release.",
+            FutureWarning,
+            stacklevel=2,
+        )
     where = repr(os.fspath(path))
-    if saved.skae_version != __version__:
-        message = f"{where} was written by skae {saved.skae_version!r}; this is skae {__version__}."
-        if not allow_version_mismatch:
-            raise ValueError(
-                message + " Install that version, or pass "
-                "allow_version_mismatch=True to load it anyway."
-            )
-        warnings.warn(message + " Loading it anyway.", UserWarning, stacklevel=2)
+    try:
+        return _load(path, where, device)
+    except (ValueError, OSError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a malformed file is a ValueError
+        raise ValueError(
+            f"{where} does not describe a valid skae model: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _load(path, where, device):
+    saved = read(path)
     estimator = _new_estimator(saved, where)
-    device = _target_device(saved.state["device"], device)
+    saved_device = saved.state["device"]
+    try:
+        check_device_name(saved_device)
+        resolve_device(map_location(saved_device))
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise ValueError(f"{where} names an invalid device {saved_device!r}: {exc}") from None
+    device = _target_device(saved_device, device)
     try:
         estimator._set_fitted_state(saved.state, device)
-    except (TypeError, KeyError, AttributeError, ValueError) as exc:
+    except (TypeError, KeyError, AttributeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"{where} does not describe a valid skae model: {exc}") from None
     return estimator
 
@@ -121,7 +141,9 @@ def _new_estimator(saved, where):
     estimator = cls(**saved.params)
     try:
         estimator._validate_params()
-    except InvalidParameterError as exc:
+        check_device_name(estimator.device)
+        check_hidden_sizes(estimator.hidden_layer_sizes)
+    except (InvalidParameterError, ValueError) as exc:
         raise ValueError(f"{where} holds invalid parameters: {exc}") from None
     return estimator
 

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._rng import current
+
 ACTIVATIONS = {
     "identity": nn.Identity,
     "logistic": nn.Sigmoid,
@@ -179,13 +181,24 @@ class Autoencoder(nn.Module):
     def _linears(seq):
         return [m for m in seq if isinstance(m, nn.Linear)]
 
-    def _init_weights(self, code_activation):
+    def _init_weights(self, code_activation, generator=None):
+        self._code_activation_name = code_activation
         gain = _GAINS[self.activation]
         for layer in self.modules():
             if isinstance(layer, nn.Linear):
                 g = _GAINS[code_activation] if layer is self.code else gain
-                nn.init.xavier_uniform_(layer.weight, gain=g)
+                nn.init.xavier_uniform_(layer.weight, gain=g, generator=generator)
                 nn.init.zeros_(layer.bias)
+
+    def reset_weights(self, generator):
+        """Initialise every weight from ``generator`` and reset the buffers
+        (as the constructor does with torch's global generator)."""
+        self._init_weights(self._code_activation_name, generator)
+        for layer in self.modules():
+            if isinstance(layer, TiedLinear):
+                nn.init.zeros_(layer.bias)
+        self.input_mean.zero_()
+        self.input_scale.fill_(1.0)
 
     # -- the contract -----------------------------------------------------
     def encode(self, x):
@@ -235,7 +248,11 @@ class Autoencoder(nn.Module):
             _, weight, bias = enc[0]
             w64 = weight.double() / scale.double()
             b64 = bias.double() - w64 @ mean.double()
-            enc[0] = (F.linear, w64.to(weight.dtype), b64.to(bias.dtype))
+            folded = (F.linear, w64.to(weight.dtype), b64.to(bias.dtype))
+            # A tiny scale (|X| ~ 1e-40) overflows the folded float32 weight.
+            fold = bool(torch.isfinite(folded[1]).all() and torch.isfinite(folded[2]).all())
+            if fold:
+                enc[0] = folded
 
         def encode(x):
             if not fold:
@@ -267,6 +284,14 @@ class Autoencoder(nn.Module):
         return out
 
 
+def standard_normal(like):
+    """Standard normals shaped like ``like``, from the running fit's generator
+    (:func:`skae._rng.current`; torch's global one outside a fit)."""
+    return torch.randn(
+        like.shape, generator=current(like.device), dtype=like.dtype, device=like.device
+    )
+
+
 class VariationalAutoencoder(Autoencoder):
     """Autoencoder with a diagonal Gaussian encoder, for the VAE.
 
@@ -274,7 +299,8 @@ class VariationalAutoencoder(Autoencoder):
     ``log_var``, gives the log-variance of
     ``q(z|x) = N(mean(x), diag(exp(log_var(x))))``. In training mode
     ``forward`` draws ``z = mean + exp(log_var / 2) * eps`` with ``eps``
-    from torch's global generator (the reparameterisation trick); in eval
+    from the running fit's generator (:func:`skae._rng.current`; torch's
+    global one outside a fit) (the reparameterisation trick); in eval
     mode ``z = mean``, so inference is deterministic. ``forward`` returns
     ``(decoded, mean, log_var)`` and ``encode`` the mean.
 
@@ -290,6 +316,12 @@ class VariationalAutoencoder(Autoencoder):
         nn.init.zeros_(self.log_var.bias)
         self.register_buffer("noise_var", torch.ones(()))
 
+    def reset_weights(self, generator):
+        super().reset_weights(generator)
+        nn.init.xavier_uniform_(self.log_var.weight, generator=generator)
+        nn.init.zeros_(self.log_var.bias)
+        self.noise_var.fill_(1.0)
+
     def posterior(self, x):
         """Mean and log-variance of ``q(z|x)``, each ``(n_samples, n_components)``."""
         h = self.encoder(x)
@@ -299,5 +331,5 @@ class VariationalAutoencoder(Autoencoder):
         mean, log_var = self.posterior(x)
         z = mean
         if self.training:
-            z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+            z = mean + torch.exp(0.5 * log_var) * standard_normal(mean)
         return self.decoder(z), mean, log_var

@@ -37,10 +37,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from ._archive import MAX_HEADER_BYTES, Archive, ArchiveError
 from ._version import __version__
 
 FORMAT = "skae-model"
-FORMAT_VERSION = 1
+# The file format's own version, apart from the package's: a reader loads
+# every version up to its own. 2 added the header checksum.
+FORMAT_VERSION = 2
 _HEADER = "skae.json"
 # ----------------------------------------------------------------------
 # encoding
@@ -123,15 +126,31 @@ class _FormatError(ValueError):
     """The header holds something no skae writer produces."""
 
 
+# Deepest nesting of lists and dicts a header may use (skae writes < 10).
+MAX_DEPTH = 32
+# Widest string a ``__values__`` array may declare beyond its longest value.
+_MAX_STR_WIDTH = 1024
+
+
 class _Decoder:
     """Inverse of :class:`_Encoder`; understands nothing but its tags."""
 
     def __init__(self, read_array):
         self.read_array = read_array
+        self.depth = 0
 
     def __call__(self, value):
         if value is None or isinstance(value, (bool, int, float, str)):
             return value
+        if self.depth >= MAX_DEPTH:
+            raise _FormatError(f"the header nests deeper than {MAX_DEPTH} levels")
+        self.depth += 1
+        try:
+            return self._decode(value)
+        finally:
+            self.depth -= 1
+
+    def _decode(self, value):
         if isinstance(value, list):
             return [self(v) for v in value]
         if not isinstance(value, dict):
@@ -150,25 +169,49 @@ class _Decoder:
             if tag == "__tensor__":
                 return torch.from_numpy(np.array(self.read_array(content), copy=True))
             if tag == "__random_state__":
-                alg, keys, pos, has_gauss, gauss = self._list(content, tag)
-                rs = np.random.RandomState()
-                rs.set_state(
-                    (str(alg), self(keys), int(pos), int(has_gauss), float(gauss))
-                )
-                return rs
+                return self._random_state(self._list(content, tag))
         if "__values__" in value:
-            values = [self(v) for v in self._list(value["__values__"], "__values__")]
-            dtype = value.get("dtype")
-            if dtype != "object" and not (
-                isinstance(dtype, str) and dtype.lstrip("<>|=").startswith("U")
-            ):
-                raise _FormatError(f"unsupported dtype {dtype!r} in __values__")
-            out = np.empty(len(values), dtype=object if dtype == "object" else dtype)
-            out[:] = values
-            return out.reshape([int(n) for n in value.get("shape", [len(values)])])
+            return self._values(value)
         if any(isinstance(k, str) and k.startswith("__") for k in value):
             raise _FormatError(f"unknown tag in {sorted(value)}")
         return {k: self(v) for k, v in value.items()}
+
+    def _random_state(self, content):
+        try:
+            alg, keys, pos, has_gauss, gauss = content
+            keys = self(keys)
+            if not (isinstance(keys, np.ndarray) and keys.shape == (624,)):
+                raise _FormatError("a random state needs 624 keys")
+            if keys.dtype.kind not in "iu" or keys.min() < 0 or keys.max() >= 2**32:
+                raise _FormatError("random state keys must be 32-bit unsigned")
+            rs = np.random.RandomState()
+            rs.set_state((str(alg), keys.astype(np.uint32), int(pos), int(has_gauss), float(gauss)))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise _FormatError(f"invalid random state: {exc}") from None
+        return rs
+
+    def _values(self, value):
+        values = [self(v) for v in self._list(value["__values__"], "__values__")]
+        dtype = value.get("dtype")
+        if dtype == "object":
+            out = np.empty(len(values), dtype=object)
+        else:
+            if not (isinstance(dtype, str) and dtype.lstrip("<>|=").startswith("U")):
+                raise _FormatError(f"unsupported dtype {dtype!r} in __values__")
+            if not all(isinstance(v, str) for v in values):
+                raise _FormatError("a string array holds a non-string")
+            dtype = np.dtype(dtype)
+            longest = max((len(v) for v in values), default=0)
+            if dtype.itemsize // 4 > max(longest, _MAX_STR_WIDTH):
+                raise _FormatError(
+                    f"string dtype {dtype.str} is wider than its values need"
+                )
+            out = np.empty(len(values), dtype=dtype)
+        out[:] = values
+        shape = value.get("shape", [len(values)])
+        if not (isinstance(shape, list) and all(type(n) is int for n in shape)):
+            raise _FormatError(f"bad shape {shape!r} in __values__")
+        return out.reshape(shape)
 
     @staticmethod
     def _list(content, tag):
@@ -232,6 +275,7 @@ def write(path, class_name, params, state):
     if state.get("optimizer_state") is not None:
         header["optimizer_state"] = encode(state["optimizer_state"], "optimizer state")
     header["checksums"] = {k: _checksum(v) for k, v in encode.arrays.items()}
+    header["header_checksum"] = _header_checksum(header)
     blob = json.dumps(header).encode("utf-8")
     members = {_HEADER: np.frombuffer(blob, dtype=np.uint8), **encode.arrays}
 
@@ -254,13 +298,16 @@ def write(path, class_name, params, state):
 # ----------------------------------------------------------------------
 # load
 # ----------------------------------------------------------------------
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError, OSError)
+_READ_ERRORS = (
+    zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError, OSError,
+    RecursionError, MemoryError, OverflowError, UnicodeDecodeError,
+)
 
 
 def _unreadable(path, exc):
     return ValueError(
         f"{os.fspath(path)!r} is not a readable skae model file (corrupted or "
-        f"truncated?): {type(exc).__name__}: {exc}"
+        f"truncated?): {exc}"
     )
 
 
@@ -271,73 +318,98 @@ class SavedModel(NamedTuple):
     params: dict
     state: dict  # as ``_get_fitted_state`` returns it
     skae_version: object
+    format_version: int
 
 
 def read(path):
-    """Read and check a model file; raises ValueError for anything malformed."""
-    if not os.path.exists(os.fspath(path)):
-        raise FileNotFoundError(f"No such file: {os.fspath(path)!r}")
+    """Read and check a model file; raises ValueError for anything malformed.
+
+    Memory stays bounded by a small multiple of the file's size (see
+    :mod:`skae._archive`); the header's checksum and every array's are
+    verified, and each array member may be used once.
+    """
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (PermissionError, IsADirectoryError):
+        archive = Archive(path)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
+    except ArchiveError as exc:
+        if "not a skae model file" in str(exc):
+            raise ValueError(f"{os.fspath(path)!r} is {exc}.") from None
+        raise _unreadable(path, exc) from None
     except _READ_ERRORS as exc:
         raise _unreadable(path, exc) from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(
-            f"{os.fspath(path)!r} is a single numpy array, not a skae model file."
-        )
     with archive:
         if _HEADER not in archive.files:
             raise ValueError(
                 f"{os.fspath(path)!r} is not a skae model file (no {_HEADER} inside)."
             )
         try:
-            raw = archive[_HEADER]
-            header = json.loads(bytes(raw).decode("utf-8"))
-        except (*_READ_ERRORS, UnicodeDecodeError) as exc:
+            raw = archive.read(_HEADER, max_bytes=MAX_HEADER_BYTES)
+            if raw.dtype != np.uint8 or raw.ndim != 1:
+                raise _FormatError(f"{_HEADER} must be a 1-d uint8 array")
+            header = json.loads(raw.tobytes().decode("utf-8"))
+        except _READ_ERRORS as exc:
             raise _unreadable(path, exc) from None
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise ValueError(f"{os.fspath(path)!r} is not a skae model file.")
-        version = header.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ValueError(
-                f"{os.fspath(path)!r} uses skae file format version {version!r} "
-                f"(written by skae {header.get('skae_version')!r}); this skae "
-                f"({__version__}) reads format version {FORMAT_VERSION}. Load it with "
-                f"the skae version that wrote it."
-            )
+        version = _check_header(path, header)
         checksums = header.get("checksums")
         if not isinstance(checksums, dict):
             raise _unreadable(path, KeyError("checksums"))
+        used = set()
 
         def read_array(name):
             if not isinstance(name, str) or name not in checksums:
                 raise _FormatError(f"unknown array {name!r}")
+            if name in used:
+                raise _FormatError(f"array {name!r} is referenced twice")
+            used.add(name)
             try:
-                array = archive[name]
+                array = archive.read(name)
             except _READ_ERRORS as exc:
                 raise _unreadable(path, exc) from None
             if _checksum(array) != checksums[name]:
                 raise _unreadable(
                     path, ValueError(f"checksum mismatch for array {name!r}")
                 )
-            if array.dtype.kind not in "biufc" or array.dtype.fields is not None:
-                raise _FormatError(
-                    f"array {name!r} has unsupported dtype {array.dtype}"
-                )
             return array
 
         try:
-            return _decode(header, _Decoder(read_array))
-        except (_FormatError, TypeError, KeyError, AttributeError) as exc:
+            return _decode(header, _Decoder(read_array), version)
+        except (_FormatError, *_READ_ERRORS, TypeError, AttributeError, IndexError) as exc:
             raise ValueError(
                 f"{os.fspath(path)!r} does not describe a valid skae model: "
                 f"{type(exc).__name__}: {exc}"
             ) from None
 
 
-def _decode(header, decode):
+def _header_checksum(header):
+    """SHA-256 of the header without its own checksum, in a canonical form."""
+    body = {k: v for k, v in header.items() if k != "header_checksum"}
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _check_header(path, header):
+    """The file's format version, after checking it and the header's checksum.
+
+    Every format version from 1 to :data:`FORMAT_VERSION` loads, whichever
+    skae release wrote it; version 1 (skae 0.1.0) had no header checksum.
+    """
+    version = header.get("format_version")
+    if not (isinstance(version, int) and 1 <= version <= FORMAT_VERSION):
+        raise ValueError(
+            f"{os.fspath(path)!r} uses skae file format version {version!r} "
+            f"(written by skae {header.get('skae_version')!r}); this skae "
+            f"({__version__}) reads format versions 1 to {FORMAT_VERSION}. Load it "
+            "with a skae release that reads that format."
+        )
+    if version >= 2 and header.get("header_checksum") != _header_checksum(header):
+        raise _unreadable(path, ValueError("checksum mismatch for the header"))
+    return version
+
+
+def _decode(header, decode, version):
     """The :class:`SavedModel` in a checked header (arrays read on demand)."""
     name = header.get("class")
     params = decode(header["params"])
@@ -347,13 +419,18 @@ def _decode(header, decode):
     module_state = {}
     for item in header["module_state"]:
         key, value = item
+        if not isinstance(key, str) or key in module_state:
+            raise _FormatError(f"bad or repeated module weight name {key!r}")
         module_state[key] = decode(value)
+    device = header.get("device", "cpu")
+    if not isinstance(device, str):
+        raise _FormatError(f"device must be a string, got {device!r}")
     state = {
         "attributes": attributes,
         "module_state": module_state,
         "optimizer_state": (
             decode(header["optimizer_state"]) if "optimizer_state" in header else None
         ),
-        "device": header.get("device", "cpu"),
+        "device": device,
     }
-    return SavedModel(name, params, state, header.get("skae_version"))
+    return SavedModel(name, params, state, header.get("skae_version"), version)

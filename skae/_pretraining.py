@@ -13,6 +13,7 @@ from ._batches import TrainingData
 from ._corruption import corrupt_batch, noise_reference
 from ._modules import Autoencoder, TiedLinear
 from ._objective import ReconstructionObjective
+from ._rng import build_module
 
 
 class StageObjective(ReconstructionObjective):
@@ -32,7 +33,8 @@ class StageObjective(ReconstructionObjective):
 
 
 def _stage_module(est, n_in, n_out, first, last):
-    return Autoencoder(
+    return build_module(
+        Autoencoder,
         n_in,
         n_out,
         hidden_layer_sizes=(),

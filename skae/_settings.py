@@ -14,7 +14,9 @@ from ._normalization import normalization_stats
 from ._validation import (
     check_float32_range,
     check_log_loss_settings,
+    check_param_values,
     check_unit_interval,
+    detached,
     validate_data,
 )
 
@@ -25,6 +27,7 @@ class ResolvedSettings:
     def _check_params(self, X):
         """Data-dependent checks; raise ValueError naming parameter and values."""
         n_samples, n_features = X.shape
+        check_param_values(self)
         if self.n_components > n_features:
             raise ValueError(
                 f"n_components={self.n_components} must be between 1 and "
@@ -88,7 +91,14 @@ class ResolvedSettings:
         return normalization_stats(X, self._normalization())
 
     def _n_valid(self, n_samples):
-        return max(1, int(round(self.validation_fraction * n_samples)))
+        n_valid = max(1, int(round(self.validation_fraction * n_samples)))
+        if n_valid >= n_samples:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} holds out {n_valid} "
+                f"of n_samples={n_samples} rows, leaving none to train on; lower "
+                "validation_fraction or pass more samples."
+            )
+        return n_valid
 
     def _resolve_batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -109,7 +119,7 @@ class ResolvedSettings:
         becomes float32, what the network trains on: half the memory of a
         float64 copy, and the same model (integers up to 2**24 are exact).
         """
-        X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64])
+        X = validate_data(self, detached(X), reset=reset, dtype=[np.float32, np.float64])
         return X, None
 
     def _to_target_tensor(self, y, device):

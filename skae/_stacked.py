@@ -12,6 +12,7 @@ from ._corruption import NOISES, check_noise_level
 from ._docstrings import fill_doc
 from ._losses import ReconstructionLoss, nca_loss
 from ._pretraining import pretrain
+from ._rng import build_module
 from ._validation import (
     Integral,
     Interval,
@@ -329,9 +330,7 @@ default='reconstruction'
     def _build_module(self, n_features):
         module = super()._build_module(n_features)
         if self.fine_tune == "classification":
-            module.head = nn.Linear(self.n_components, len(self.classes_))
-            nn.init.xavier_uniform_(module.head.weight)
-            nn.init.zeros_(module.head.bias)
+            module.head = build_module(nn.Linear, self.n_components, len(self.classes_))
         return module
 
     def _init_module(self, data, mean, scale):

@@ -11,13 +11,9 @@ import warnings
 
 import torch
 
-from . import _persistence
+from . import _filecheck, _persistence
 from ._inference import InferenceCache
 from ._validation import check_is_fitted, map_location
-
-# Optimiser settings that describe the implementation on one machine, not
-# the optimisation state: a rebuilt net keeps its own.
-_OPTIMIZER_IMPL_KEYS = ("fused", "foreach", "capturable", "differentiable")
 
 
 def _cpu(value):
@@ -63,23 +59,25 @@ class FittedStateMixin:
         """Rebuild the fitted estimator from :meth:`_get_fitted_state`'s dict.
 
         The module is built from the hyperparameters (never unpickled) and
-        must take the saved weights exactly; a mismatch raises a ValueError.
+        must take the saved weights exactly; the weights, the optimiser state
+        and the attributes that duplicate them are checked first (see
+        :mod:`skae._filecheck`); a mismatch raises a ValueError.
         """
-        for key, value in state["attributes"].items():
+        attributes, module_state = state["attributes"], state["module_state"]
+        for key in attributes:
             self._check_attribute_name(key)
+        n_features = attributes.get("n_features_in_")
+        if type(n_features) is not int or n_features < 1:
+            raise ValueError("the fitted state has no positive integer n_features_in_.")
+        for key, value in attributes.items():  # the module's shape may need them
             setattr(self, key, value)
-        if not isinstance(getattr(self, "n_features_in_", None), int):
-            raise ValueError("the fitted state has no integer n_features_in_.")
-        # The fresh weights are overwritten: leave the user's RNG alone.
-        with torch.random.fork_rng(devices=[]):
-            module = self._build_module(self.n_features_in_)
-        try:
-            module.load_state_dict(state["module_state"], strict=True)
-        except RuntimeError as exc:
-            raise ValueError(
-                "the weights do not fit the network that the saved "
-                f"hyperparameters of {type(self).__name__} describe: {exc}"
-            ) from None
+        expected = _filecheck.expected_shapes(self._build_module, n_features)
+        _filecheck.check_module_state(expected, module_state, type(self).__name__)
+        _filecheck.check_normalization(attributes, module_state, n_features)
+        _filecheck.check_attributes(attributes, self)
+        # Built without a draw from torch's global generator (skae._rng).
+        module = self._build_module(n_features)
+        module.load_state_dict(module_state, strict=True)
         net = self._make_net(module.to(device).eval(), device)
         net.initialize()
         if state.get("optimizer_state") is not None:
@@ -166,13 +164,9 @@ class FittedStateMixin:
 
 
 def _load_optimizer_state(optimizer, saved):
-    """Load a saved optimiser state, keeping this machine's implementation keys."""
-    current = optimizer.state_dict()["param_groups"]
+    """Load a saved optimiser state once it is checked to fit ``optimizer``."""
     try:
-        for group, fresh in zip(saved["param_groups"], current):
-            for key in _OPTIMIZER_IMPL_KEYS:
-                if key in fresh:
-                    group[key] = fresh[key]
-        optimizer.load_state_dict(saved)
+        checked = _filecheck.check_optimizer_state(optimizer, saved)
+        optimizer.load_state_dict(checked)
     except (ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise ValueError(f"the optimiser state does not fit the network: {exc}") from None

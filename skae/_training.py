@@ -9,7 +9,6 @@ training faults into clear errors. StackedAE's greedy pretraining trains its
 one-layer stages through the same functions.
 """
 
-import contextlib
 import copy
 
 import numpy as np
@@ -17,25 +16,21 @@ import torch
 
 from . import _distributed
 from ._batches import TrainingData
+from ._faults import check_finite_weights, check_training_scores
 from ._losses import ReconstructionLoss
 from ._net import AutoencoderNet
-from ._stopping import TrainingDiverged
+from ._rng import current, fit_generators
 from ._validation import fused_adam_supported
 
 
-@contextlib.contextmanager
 def seeded(seed, device):
-    """Run the body with torch's generators forked and seeded with ``seed``.
+    """Run the body with the fit's own torch generators, seeded with ``seed``.
 
     Weight initialisation, shuffling, the split and training noise all draw
-    from torch's generator inside the fit; forking leaves the user's stream
-    as it was.
+    from them (see :mod:`skae._rng`); torch's global generator, shared by
+    every thread and the user's, is never touched.
     """
-    dev = torch.device(device)
-    fork_devices = [dev.index or 0] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(seed)
-        yield
+    return fit_generators(seed)
 
 
 def draw_seed(random_state):
@@ -56,7 +51,7 @@ def device_tensor(X, device, owned=False):
 
 def draw_split(n_samples, n_valid, device):
     """``(train_rows, valid_rows)`` index tensors, from torch's generator."""
-    perm = torch.randperm(n_samples, device=device)
+    perm = torch.randperm(n_samples, device=device, generator=current(device))
     return perm[n_valid:], perm[:n_valid]
 
 
@@ -107,7 +102,12 @@ def resume_net(net, objective):
     n calls cost O(n^2)), and :func:`train` cuts it back if the call fails.
     """
     history = net.history
-    return copy.deepcopy(net, memo={id(objective): objective, id(history): history})
+    new = copy.deepcopy(net, memo={id(objective): objective, id(history): history})
+    if new.early_stopping:  # fitted with early stopping: partial_fit holds nothing out
+        new.early_stopping = False
+        new.stopping_rule.early_stopping = False
+        new.stopping_rule.best_state_ = None
+    return new
 
 
 def train(net, data, *, batch_size, epochs, resume, learning_rate):
@@ -124,9 +124,12 @@ def train(net, data, *, batch_size, epochs, resume, learning_rate):
     try:
         with _distributed.data_parallel(net):
             net.fit_epochs(data, batch_size=batch_size, epochs=epochs, resume=resume)
+        check_finite_weights(net.module_)
+        if getattr(net.objective, "_check_training_scores", False):
+            check_training_scores(net, data)
     except BaseException as exc:
         del net.history[n_before:]
-        if not isinstance(exc, TrainingDiverged):
+        if not isinstance(exc, FloatingPointError):
             raise
         raise ValueError(
             f"Training diverged: {exc}. The learning rate "

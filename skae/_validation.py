@@ -21,9 +21,13 @@ __all__ = [
     "RealNotInt",
     "StrOptions",
     "_fit_context",
+    "check_device_name",
     "check_float32_range",
+    "check_hidden_sizes",
     "check_is_fitted",
     "check_log_loss_settings",
+    "check_param_values",
+    "detached",
     "check_unit_interval",
     "fused_adam_supported",
     "resolve_device",
@@ -58,7 +62,14 @@ def resolve_device(device):
                 f"device={device!r} was requested but only "
                 f"{torch.cuda.device_count()} CUDA device(s) are visible."
             )
-    elif parsed.type not in ("cpu", "mps"):
+    elif parsed.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but MPS (Apple GPU) is not "
+                "available on this machine; use device='cpu' or device='auto'."
+            )
+    elif parsed.type != "cpu":
         raise ValueError(
             f"device={device!r} is not supported; use 'auto', 'cpu', 'cuda' or "
             "'cuda:N'."
@@ -66,13 +77,96 @@ def resolve_device(device):
     return str(parsed)
 
 
+def check_device_name(device):
+    """A ValueError unless ``device`` names a device skae knows (not whether
+    it is present here: a GPU-fitted model loads on a CPU-only machine)."""
+    if device == "auto":
+        return
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"device={device!r} is not a valid torch device.") from exc
+    if parsed.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device={device!r} is not supported; use 'cpu' or 'cuda'.")
+
+
+def check_hidden_sizes(hidden_layer_sizes):
+    """``hidden_layer_sizes`` must be positive integers (booleans are not)."""
+    sizes = hidden_layer_sizes
+    sizes = [sizes] if isinstance(sizes, Integral) else sizes
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        sizes = None
+    if sizes is None or not all(
+        isinstance(h, Integral) and not isinstance(h, bool) and h >= 1 for h in sizes
+    ):
+        raise ValueError(
+            f"hidden_layer_sizes must be positive integers, got {hidden_layer_sizes!r}."
+        )
+
+
+def detached(X):
+    """A torch tensor as a numpy array of its dtype (``requires_grad`` and
+    GPU tensors are accepted like any array-like); anything else as is."""
+    if torch.is_tensor(X):
+        return X.detach().cpu().resolve_conj().resolve_neg().numpy()
+    return X
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_param_values(estimator):
+    """What ``_parameter_constraints`` cannot say, as clear ValueErrors.
+
+    An integer parameter given a bool (``n_components=True``); a real one
+    beyond the float32 range the network computes in (``learning_rate_init
+    =1e39`` overflows the optimiser's step); ``callbacks`` that are not
+    skorch callbacks or ``(name, callback)`` pairs.
+    """
+    for name, constraints in estimator._parameter_constraints.items():
+        value = getattr(estimator, name, None)
+        kinds = [c.type for c in constraints if isinstance(c, Interval)]
+        if isinstance(value, (bool, np.bool_)) and Integral in kinds:
+            raise ValueError(f"{name} must be an integer, got the bool {name}={value!r}.")
+        if (
+            isinstance(value, Real)
+            and not isinstance(value, (bool, np.bool_))
+            and (Real in kinds or RealNotInt in kinds)
+            and abs(float(value)) > _FLOAT32_MAX
+        ):
+            raise ValueError(
+                f"{name}={value!r} is beyond the float32 range the network trains in "
+                f"(+/-{_FLOAT32_MAX:.6g}); use a smaller value."
+            )
+    _check_callbacks(getattr(estimator, "callbacks", None))
+
+
+def _check_callbacks(callbacks):
+    from skorch.callbacks import Callback
+
+    for item in callbacks or ():
+        cb = item[1] if isinstance(item, tuple) and len(item) == 2 and isinstance(
+            item[0], str) else item
+        if not isinstance(cb, Callback):
+            raise ValueError(
+                "callbacks must be skorch Callback instances or (name, Callback) "
+                f"pairs, got {item!r}."
+            )
+
+
 def map_location(saved_device):
     """Device to load tensors saved on ``saved_device`` onto, on this machine.
 
-    A model fitted on a GPU loads on the CPU when no GPU is visible.
+    A model fitted on a GPU (CUDA or MPS) loads on the CPU when no such
+    GPU is here.
     """
     dev = torch.device(saved_device)
     if dev.type == "cuda" and not torch.cuda.is_available():
+        return "cpu"
+    mps = getattr(torch.backends, "mps", None)
+    if dev.type == "mps" and not (mps is not None and mps.is_available()):
         return "cpu"
     return str(dev)
 

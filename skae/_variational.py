@@ -205,6 +205,10 @@ class VariationalAE(_BaseAutoencoder):
     ):
         _store_params(self, locals())
 
+    # The ELBO's variance head can explode while the training loss stays
+    # finite: a fit checks the scores of its own training rows.
+    _check_training_scores = True
+
     # ------------------------------------------------------------------
     # hooks
     # ------------------------------------------------------------------

@@ -74,9 +74,11 @@ def test_normalization_makes_raw_data_work():
     )
     ae = AutoencoderTransformer(k, **common).fit(X)
     raw = AutoencoderTransformer(k, normalize=None, **common).fit(X)
-    # Measured error ratios to PCA: 1.12 with normalisation, 76 without.
+    # Measured error ratios to PCA over random_state 0-5 (each fit on its own
+    # generators, #20): 1.01-1.14 with normalisation, 2.0-62 without (76
+    # with random_state=0 under the older global-generator draws).
     assert _error(ae, X) <= 1.3 * pca_err
-    assert _error(raw, X) > 10 * pca_err
+    assert _error(raw, X) > 1.5 * _error(ae, X)
     assert_allclose(ae.mean_, X.mean(0))
     assert np.all(ae.scale_ == ae.scale_[0])
 

@@ -312,3 +312,254 @@ def test_integer_input_trains_the_same_model_as_float_input():
     assert_array_equal(a.mean_, b.mean_)
     assert_array_equal(a.scale_, b.scale_)
     assert X.dtype == np.uint8 and X.max() > 1  # the caller's array is untouched
+
+
+# ----------------------------------------------------------------------
+# reliability round 2 (issue #20)
+# ----------------------------------------------------------------------
+class _GradOffThenInterrupt:
+    """``torch.no_grad`` whose first ``__enter__`` is hit by Ctrl-C after it
+    switched grad mode off (an interrupt landing inside ``__enter__``)."""
+
+    fired = False
+
+    def __init__(self):
+        self._inner = _REAL_NO_GRAD()
+
+    def __enter__(self):
+        self._inner.__enter__()
+        if not _GradOffThenInterrupt.fired:
+            _GradOffThenInterrupt.fired = True
+            raise KeyboardInterrupt
+        return self
+
+    def __exit__(self, *exc):
+        return self._inner.__exit__(*exc)
+
+
+_REAL_NO_GRAD = torch.no_grad
+
+
+@ids
+def test_an_interrupt_inside_no_grad_leaves_autograd_on(cls, X, monkeypatch):
+    import skae._objective
+
+    _GradOffThenInterrupt.fired = False
+    monkeypatch.setattr(skae._objective.torch, "no_grad", _GradOffThenInterrupt)
+    try:
+        est = make(cls, max_iter=3, alpha=1e-4)
+        try:
+            est.fit(X)
+        except KeyboardInterrupt:
+            pass
+    finally:
+        monkeypatch.undo()
+    assert _GradOffThenInterrupt.fired
+    assert torch.is_grad_enabled()
+    make(cls, max_iter=2).fit(X)  # later fits still train
+
+
+def test_random_interrupts_leave_the_estimator_and_the_process_usable(X):
+    # Ctrl-C at random moments (SIGALRM raising KeyboardInterrupt) during fit,
+    # partial_fit and warm starts, for ~3 s: after each, grad mode is on and
+    # the estimator is either as it was or fitted and usable.
+    import random
+    import signal
+    import time
+
+    armed = [False]
+
+    def interrupt(signum, frame):
+        if armed[0]:
+            armed[0] = False
+            raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    rng = random.Random(0)
+    small = X[:128]
+    classes = ESTIMATORS
+    n_trials, deadline = 0, time.monotonic() + 3.0
+    try:
+        while time.monotonic() < deadline:
+            cls = classes[n_trials % len(classes)]
+            est = make(cls, max_iter=3, alpha=1e-4, random_state=n_trials)
+            if n_trials % 3:
+                est.fit(small)
+                est.set_params(warm_start=True)
+            call = est.partial_fit if n_trials % 2 else est.fit
+            armed[0] = True
+            signal.setitimer(signal.ITIMER_REAL, rng.uniform(0, 0.03))
+            try:
+                call(small)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                armed[0] = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            n_trials += 1
+            assert torch.is_grad_enabled(), f"grad mode off after trial {n_trials}"
+            if hasattr(est, "module_"):
+                assert np.isfinite(est.transform(small[:4])).all()
+                est.partial_fit(small[:64])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert n_trials >= 10
+    a, b = make(ESTIMATORS[0], max_iter=2).fit(X), make(ESTIMATORS[0], max_iter=2).fit(X)
+    assert same_weights(weights(a), weights(b))
+
+
+@ids
+def test_a_failed_partial_fit_names_the_data_and_changes_nothing(cls, X):
+    est = make(cls, max_iter=2).fit(X)
+    twin = pickle.loads(pickle.dumps(est))
+    bad = X.copy()
+    bad[0, 10] = 1e30  # finite in float32, overflows once normalised
+    with pytest.raises(ValueError, match="X holds values .* once normalised"):
+        est.partial_fit(bad)
+    est.partial_fit(X)
+    twin.partial_fit(X)
+    assert same_weights(weights(est), weights(twin))
+    assert est.loss_curve_ == twin.loss_curve_
+
+
+class _Fail(Callback):
+    def on_train_begin(self, net, **kwargs):
+        raise RuntimeError("injected failure")
+
+
+@ids
+def test_a_failed_warm_start_leaves_the_random_state_as_it_was(cls, X):
+    est = make(cls, max_iter=2, warm_start=True).fit(X)
+    twin = pickle.loads(pickle.dumps(est))
+    est.set_params(callbacks=[_Fail()])
+    with pytest.raises(RuntimeError, match="injected"):
+        est.fit(X)
+    est.set_params(callbacks=None)
+    est.fit(X)
+    twin.fit(X)
+    assert same_weights(weights(est), weights(twin))
+
+
+@ids
+@pytest.mark.parametrize("incremental", [False, True])
+def test_a_blow_up_in_the_last_step_is_a_divergence(cls, X, incremental):
+    est = make(cls, max_iter=1, learning_rate_init=1e38)
+    try:
+        for _ in range(3 if incremental else 1):
+            est.partial_fit(X) if incremental else est.fit(X)
+    except ValueError as exc:
+        assert "diverged" in str(exc)
+    if hasattr(est, "module_"):
+        assert all(torch.isfinite(w).all() for w in weights(est))
+
+
+class _ExplodeVariance(Callback):
+    """After the last epoch's loss is recorded, make the VAE's variance head
+    overflow: finite weights, finite training loss, broken scores."""
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == net.max_epochs:
+            with torch.no_grad():
+                net.module_.log_var.bias.fill_(1e30)
+
+
+def test_vae_outliers_score_low_and_nan_scores_fail_the_fit(X):
+    vae = make(skae.VariationalAE, max_iter=3).fit(X)
+    for dtype, value in ((np.float32, 1e5), (np.float64, 1e6), (np.float64, 1e30)):
+        Z = X[:3].astype(dtype)
+        Z[0, 10] = value
+        scores = vae.score_samples(Z)
+        assert not np.isnan(scores).any(), scores
+        assert scores[0] < scores[1:].min()
+    vae = make(skae.VariationalAE, max_iter=3, callbacks=[_ExplodeVariance()])
+    with pytest.raises(ValueError, match="diverged.*scores its own training data"):
+        vae.fit(X)
+    assert not hasattr(vae, "module_")
+
+
+@ids
+def test_partial_fit_after_an_early_stopping_fit(cls, X, tmp_path):
+    est = make(cls, max_iter=4, early_stopping=True).fit(X)
+    est.set_params(early_stopping=False, callbacks=None)
+    est.save(tmp_path / "es.skae")
+    for model in est, skae.load(tmp_path / "es.skae"):
+        n_before = len(model._net.history)
+        model.partial_fit(X)
+        model.partial_fit(X)
+        new = model._net.history[n_before:]
+        assert len(new) == 2 and not any("valid_loss" in row for row in new)
+        assert model.validation_scores_ is None
+
+
+@pytest.mark.parametrize("cls", [skae.AutoencoderTransformer, skae.StackedAE],
+                         ids=lambda c: c.__name__)
+def test_an_early_stopping_split_without_training_rows(cls, X):
+    with pytest.raises(ValueError, match=r"validation_fraction=0\.99 holds out 10 of "
+                       r"n_samples=10"):
+        make(cls, early_stopping=True, validation_fraction=0.99).fit(X[:10])
+    make(cls, early_stopping=True, max_iter=2).fit(X[:2])  # one row each way
+
+
+def test_float32_inference_with_a_tiny_scale(X):
+    tiny = X * 1e-40
+    est = make(skae.AutoencoderTransformer, max_iter=3).fit(tiny)
+    codes64 = est.transform(tiny)
+    codes32 = est.transform(tiny.astype(np.float32))
+    assert np.isfinite(codes32).all()
+    np.testing.assert_allclose(codes32, codes64, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(device="mps"), "device='mps'.*not available"),
+        (dict(n_components=True), "n_components must be an integer.*bool"),
+        (dict(max_iter=True), "max_iter must be an integer.*bool"),
+        (dict(callbacks=[1]), "callbacks must be skorch Callback"),
+        (dict(callbacks=[("x", object())]), "callbacks must be skorch Callback"),
+        (dict(hidden_layer_sizes=(10**13,)), r"hidden_layer_sizes=\(10000000000000,\)"),
+        (dict(learning_rate_init=1e39, solver="sgd"), "learning_rate_init=1e\\+39 is beyond"),
+        (dict(alpha=1e39), "alpha=1e\\+39 is beyond"),
+    ],
+    ids=["mps", "bool-n_components", "bool-max_iter", "callback-int", "callback-pair",
+         "huge-hidden", "lr-1e39", "alpha-1e39"],
+)
+def test_raw_torch_errors_become_clear_value_errors(X, params, match):
+    if params.get("device") == "mps" and torch.backends.mps.is_available():
+        pytest.skip("MPS is available here")
+    with pytest.raises(ValueError, match=match):
+        make(skae.AutoencoderTransformer, **{"max_iter": 2, **params}).fit(X)
+
+
+def test_tensors_that_require_grad_are_accepted(X):
+    t = torch.tensor(X, dtype=torch.float32, requires_grad=True)
+    est = make(skae.AutoencoderTransformer, max_iter=2).fit(t)
+    ref = make(skae.AutoencoderTransformer, max_iter=2).fit(X.astype(np.float32))
+    assert same_weights(weights(est), weights(ref))
+    assert_array_equal(est.transform(t), ref.transform(X.astype(np.float32)))
+    codes = torch.zeros(3, est.n_components_, requires_grad=True)
+    assert est.inverse_transform(codes).shape == (3, X.shape[1])
+    est.partial_fit(t)
+    assert np.isfinite(est.score_samples(t)).all()
+
+
+@ids
+def test_concurrent_fits_match_serial_fits_and_leave_the_global_rng_alone(cls, X):
+    # Each fit draws from its own generators (skae._rng): 8 threads fitting
+    # at once give the serial fits bit for bit, and the user's torch stream
+    # is not touched.
+    kw = dict(max_iter=2, noise_level=0.2) if cls is skae.DenoisingAE else dict(max_iter=2)
+    seeds = range(8)
+    torch.manual_seed(123)
+    user_state = torch.get_rng_state()
+    serial = [weights(make(cls, random_state=s, **kw).fit(X)) for s in seeds]
+    assert torch.equal(torch.get_rng_state(), user_state)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = list(pool.map(lambda s: weights(make(cls, random_state=s, **kw).fit(X)), seeds))
+    for s, (a, b) in enumerate(zip(serial, parallel)):
+        assert same_weights(a, b), f"random_state={s}"
+    assert torch.equal(torch.get_rng_state(), user_state)
+    est = make(cls, random_state=0, **kw).fit(X)
+    est.partial_fit(X)
+    assert torch.equal(torch.get_rng_state(), user_state)

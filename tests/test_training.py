@@ -9,14 +9,22 @@ from skae._training import device_tensor, draw_split, resume_net, seeded
 
 
 def test_seeded_scope_is_reproducible_and_leaves_the_global_stream():
+    # The scope's draws come from its own generator (skae._rng.current), not
+    # from torch's global one, which the scope never seeds nor advances.
+    from skae._rng import current
+
     torch.manual_seed(7)
     before = torch.get_rng_state()
     with seeded(3, "cpu"):
-        a = torch.rand(4)
-    with seeded(3, "cpu"):
-        b = torch.rand(4)
-    assert torch.equal(a, b)
+        a = torch.rand(4, generator=current("cpu"))
+        train_a, _ = draw_split(10, 3, "cpu")
     assert torch.equal(torch.get_rng_state(), before)
+    with seeded(3, "cpu"):
+        b = torch.rand(4, generator=current("cpu"))
+        train_b, _ = draw_split(10, 3, "cpu")
+    assert torch.equal(a, b) and torch.equal(train_a, train_b)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert current("cpu") is None  # outside a fit: torch's own generator
 
 
 def test_split_partitions_the_rows():
