@@ -6,7 +6,8 @@ import torch
 from . import _hamming
 from ._base import _BaseAutoencoder, _store_params
 from ._docstrings import fill_doc
-from ._modules import Autoencoder
+from ._modules import Autoencoder, standard_normal
+from ._rng import build_module
 from ._validation import (
     Integral,
     Interval,
@@ -53,7 +54,7 @@ class HashingAutoencoder(Autoencoder):
         if not self.training:
             code = (logits > 0).to(logits.dtype)
         elif self.binarization == "noise":
-            code = torch.sigmoid(logits + self.noise_std * torch.randn_like(logits))
+            code = torch.sigmoid(logits + self.noise_std * standard_normal(logits))
         else:
             prob = torch.sigmoid(logits)
             code = prob + ((logits > 0).to(prob.dtype) - prob).detach()
@@ -224,7 +225,8 @@ class SemanticHashing(_BaseAutoencoder):
     # hooks
     # ------------------------------------------------------------------
     def _build_module(self, n_features):
-        return HashingAutoencoder(
+        return build_module(
+            HashingAutoencoder,
             n_features,
             self.n_components,
             binarization=self.binarization,

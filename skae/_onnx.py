@@ -58,11 +58,19 @@ from sklearn.utils.validation import check_is_fitted
 from ._autoencoder import AutoencoderTransformer
 from ._contractive import ContractiveAE
 from ._denoising import DenoisingAE
+from ._hashing import SemanticHashing
 from ._stacked import StackedAE
 from ._variational import VariationalAE
 
 _METHODS = ("transform", "inverse_transform", "score_samples")
-_ESTIMATORS = (AutoencoderTransformer, ContractiveAE, DenoisingAE, StackedAE, VariationalAE)
+_ESTIMATORS = (
+    AutoencoderTransformer,
+    ContractiveAE,
+    DenoisingAE,
+    SemanticHashing,
+    StackedAE,
+    VariationalAE,
+)
 
 _registered = False
 _lock = threading.Lock()
@@ -86,6 +94,11 @@ def _input_dtype(operator):
     )
 
 
+def _binary_codes(est):
+    """Whether ``transform`` returns binary uint8 codes (SemanticHashing)."""
+    return not est.__sklearn_tags__().transformer_tags.preserves_dtype
+
+
 def _shape_calculator(operator):
     """Output type of the converted method: input dtype, width by method."""
     est = operator.raw_operator
@@ -97,6 +110,11 @@ def _shape_calculator(operator):
             f"method={method!r} is not a convertible method of {type(est).__name__}; "
             f"choose one of {_METHODS}."
         )
+    if _binary_codes(est) and method == "score_samples":
+        raise ValueError(
+            f"{type(est).__name__}.score_samples is not convertible to ONNX yet; "
+            "convert 'transform' or 'inverse_transform'."
+        )
     n_in = est.n_components_ if method == "inverse_transform" else est.n_features_in_
     width = operator.inputs[0].get_second_dimension()
     if width is not None and width != n_in:
@@ -105,7 +123,11 @@ def _shape_calculator(operator):
         )
     n = operator.inputs[0].get_first_dimension()
     out_type = operator.inputs[0].type.__class__
-    if method == "transform":
+    if method == "transform" and _binary_codes(est):
+        from skl2onnx.common.data_types import UInt8TensorType
+
+        operator.outputs[0].type = UInt8TensorType([n, est.n_components_])
+    elif method == "transform":
         operator.outputs[0].type = out_type([n, est.n_components_])
     elif method == "inverse_transform":
         operator.outputs[0].type = out_type([n, est.n_features_in_])
@@ -124,7 +146,13 @@ def _converter(scope, operator, container):
     g = _Graph(scope, container, dtype)
     x = operator.inputs[0].full_name
     out = operator.outputs[0].full_name
-    if method == "transform":
+    if method == "transform" and _binary_codes(est):
+        # SemanticHashing: bit k is 1 where the code's probability exceeds 0.5.
+        from onnx import TensorProto
+
+        above = g.op("Greater", [_encode(g, x, est, net), g.const("skae_half", 0.5)])
+        g.op("Cast", [above], output=out, to=TensorProto.UINT8)
+    elif method == "transform":
         g.op("Identity", [_encode(g, x, est, net)], output=out)
     elif method == "inverse_transform":
         _denormalise(g, g.steps(x, net.decode), est, output=out)

@@ -86,18 +86,24 @@ def fitted(request, digits):
         return make(cls, **kw).fit(digits[0][:200])
 
 
+def _binary(est):
+    """SemanticHashing's codes are uint8 bits, not X's float dtype."""
+    return not est.__sklearn_tags__().transformer_tags.preserves_dtype
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_transform_matches(fitted, X, dtype):
     Xd = X.astype(dtype)
     got = converted(fitted, Xd)
     expected = fitted.transform(Xd)
-    assert got.dtype == dtype and got.shape == expected.shape
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert got.dtype == (np.uint8 if _binary(fitted) else dtype)
     assert_allclose(got, expected, **TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_inverse_transform_matches(fitted, X, dtype):
-    codes = fitted.transform(X.astype(dtype))
+    codes = fitted.transform(X.astype(dtype)).astype(dtype)  # bits as floats
     got = converted(fitted, codes, "inverse_transform")
     expected = fitted.inverse_transform(codes)
     assert got.dtype == dtype and got.shape == (len(X), X.shape[1])
@@ -286,3 +292,9 @@ except ImportError:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "ok"
+
+
+def test_hashing_score_samples_is_a_clear_error(X):
+    est = make(skae.SemanticHashing).fit(X)
+    with pytest.raises(ValueError, match="score_samples is not convertible"):
+        converted(est, X, "score_samples")
