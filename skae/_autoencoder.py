@@ -103,5 +103,10 @@ class AutoencoderTransformer(_BaseAutoencoder):
         device="auto",
         callbacks=None,
         distributed=False,
+        encoder=None,
+        decoder=None,
+        input_shape=None,
+        conv_channels=(32, 64),
+        kernel_size=3,
     ):
         _store_params(self, locals())

@@ -18,18 +18,17 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
 from . import _distributed, _training
+from ._constraints import BASE_CONSTRAINTS
+from ._custom_modules import build_module as build_custom_module
 from ._faults import allocation_errors, check_normalised, fit_guard, low_if_nan
 from ._inference import InferenceCache, run
-from ._modules import ACTIVATIONS, Autoencoder
+from ._modules import Autoencoder
 from ._objective import ReconstructionObjective
+from ._poisson import check_counts
 from ._rng import build_module
 from ._settings import ResolvedSettings
 from ._state import FittedStateMixin
 from ._validation import (
-    Integral,
-    Interval,
-    Real,
-    StrOptions,
     _fit_context,
     check_is_fitted,
     check_unit_interval,
@@ -37,8 +36,6 @@ from ._validation import (
     resolve_device,
     validate_data,
 )
-
-_ACTIVATION_NAMES = StrOptions(set(ACTIVATIONS))
 
 
 def _store_params(estimator, params):
@@ -81,36 +78,11 @@ class _BaseAutoencoder(
     """
 
     _module_class = Autoencoder
+    _variational = False  # the encoder gives a mean and a log-variance
     # Fitted attributes rebuilt from the others, never pickled or saved.
     _transient_attributes = frozenset({"_net", "module_", "_inference", "device_"})
 
-    _parameter_constraints = {
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [_ACTIVATION_NAMES],
-        "code_activation": [_ACTIVATION_NAMES],
-        "output_activation": [_ACTIVATION_NAMES, None],
-        "loss": [StrOptions({"squared_error", "log_loss"})],
-        "normalize": [StrOptions({"auto", "global", "feature"}), None],
-        "tied_weights": ["boolean"],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "sparsity_weight": [Interval(Real, 0, None, closed="left")],
-        "solver": [StrOptions({"adam", "sgd"})],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "device": [str],
-        "callbacks": [list, None],
-        "distributed": ["boolean"],
-    }
+    _parameter_constraints = BASE_CONSTRAINTS
 
     def __init__(
         self,
@@ -140,11 +112,18 @@ class _BaseAutoencoder(
         device="auto",
         callbacks=None,
         distributed=False,
+        encoder=None,
+        decoder=None,
+        input_shape=None,
+        conv_channels=(32, 64),
+        kernel_size=3,
     ):
         _store_params(self, locals())
 
     def _build_module(self, n_features):
         """A torch module for ``n_features`` inputs, initialised by ``skae._rng``."""
+        if self.encoder is not None or self.decoder is not None:
+            return build_custom_module(self, n_features, self._variational)
         return build_module(
             self._module_class,
             n_features,
@@ -394,6 +373,8 @@ class _BaseAutoencoder(
         X = self._check_inference_input(X)
         if self._loss_name == "log_loss":
             check_unit_interval(X, "scores")
+        if self._loss_name == "poisson":
+            check_counts(X, "scores")
         return self._run(
             X, lambda e, x: low_if_nan(self._score_samples_model(e.module, e.module.normalize(x)))
         )

@@ -159,6 +159,11 @@ class ContractiveAE(_BaseAutoencoder):
         device="auto",
         callbacks=None,
         distributed=False,
+        encoder=None,
+        decoder=None,
+        input_shape=None,
+        conv_channels=(32, 64),
+        kernel_size=3,
         contraction_weight=0.1,
     ):
         _store_params(self, locals())

@@ -149,6 +149,11 @@ class DenoisingAE(_BaseAutoencoder):
         device="auto",
         callbacks=None,
         distributed=False,
+        encoder=None,
+        decoder=None,
+        input_shape=None,
+        conv_channels=(32, 64),
+        kernel_size=3,
         noise="masking",
         noise_level=0.25,
     ):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._modules import ACTIVATIONS
+from ._poisson import poisson_nll
 
 
 def squared_error(reconstruction, target):
@@ -60,12 +61,15 @@ class ReconstructionLoss(nn.Module):
 
     Parameters
     ----------
-    loss : {'squared_error', 'log_loss'}
+    loss : {'squared_error', 'log_loss', 'poisson'}
         ``'squared_error'`` applies ``output_activation`` and sums squared
-        errors; ``'log_loss'`` is Bernoulli cross-entropy on logits.
+        errors; ``'log_loss'`` is Bernoulli cross-entropy on logits;
+        ``'poisson'`` the Poisson negative log-likelihood of log-rates
+        (:func:`skae._poisson.poisson_nll`).
     output_activation : str
         Name in :data:`skae._modules.ACTIVATIONS`; ignored for ``'log_loss'``
-        (whose output activation is always the logistic sigmoid).
+        and ``'poisson'`` (whose output activations are the logistic sigmoid
+        and exp).
     """
 
     def __init__(self, loss="squared_error", output_activation="identity"):
@@ -76,6 +80,8 @@ class ReconstructionLoss(nn.Module):
     def forward(self, decoded, target):
         if self.loss == "log_loss":
             return log_loss_with_logits(decoded, target)
+        if self.loss == "poisson":
+            return poisson_nll(decoded, target)
         return squared_error(self.output_activation(decoded), target)
 
 

@@ -21,11 +21,20 @@ from torch import nn
 
 from ._rng import current
 
+
+class Exp(nn.Module):
+    """``exp``: the output activation of ``loss='poisson'`` (log-rate -> rate)."""
+
+    def forward(self, x):
+        return torch.exp(x)
+
+
 ACTIVATIONS = {
     "identity": nn.Identity,
     "logistic": nn.Sigmoid,
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
+    "exp": Exp,  # output only (loss='poisson'); not a user option
 }
 
 # Glorot & Bengio gain, as MLPRegressor uses (factor 2 for the logistic).
@@ -122,7 +131,45 @@ def _stack(sizes, activation, last_activation):
     return nn.Sequential(*layers)
 
 
-class Autoencoder(nn.Module):
+class NormalizedModule(nn.Module):
+    """The input normalisation every skae module carries, as buffers.
+
+    ``input_mean`` and ``input_scale`` (``n_features`` each) make a fitted
+    module self-contained for inference.
+    """
+
+    def _register_normalization(self, n_features):
+        self.register_buffer("input_mean", torch.zeros(n_features))
+        self.register_buffer("input_scale", torch.ones(n_features))
+
+    def set_normalization(self, mean, scale):
+        self.input_mean.copy_(torch.as_tensor(mean, dtype=self.input_mean.dtype))
+        self.input_scale.copy_(torch.as_tensor(scale, dtype=self.input_scale.dtype))
+
+    def normalize(self, x):
+        return (x - self.input_mean) / self.input_scale
+
+    def denormalize(self, x):
+        return x * self.input_scale + self.input_mean
+
+    def weights(self):
+        """Every weight tensor once (dim >= 2; tied weights counted once), no biases."""
+        seen, out = set(), []
+        for p in self.parameters():
+            if p.dim() >= 2 and id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+        return out
+
+
+def reparameterize(mean, log_var, training):
+    """``z = mean + exp(log_var / 2) * eps`` in training, ``mean`` otherwise."""
+    if not training:
+        return mean
+    return mean + torch.exp(0.5 * log_var) * standard_normal(mean)
+
+
+class Autoencoder(NormalizedModule):
     """Fully connected autoencoder ``n_features -> hidden -> n_components``.
 
     The decoder mirrors the encoder's hidden sizes. With ``tied_weights`` the
@@ -173,8 +220,7 @@ class Autoencoder(nn.Module):
         else:
             self.decoder = _stack(dec_sizes, activation, "identity")
         self.output_activation = ACTIVATIONS[output_activation]()
-        self.register_buffer("input_mean", torch.zeros(n_features))
-        self.register_buffer("input_scale", torch.ones(n_features))
+        self._register_normalization(n_features)
         self._init_weights(code_activation)
 
     @staticmethod
@@ -210,16 +256,6 @@ class Autoencoder(nn.Module):
     def forward(self, x):
         code = self.encode(x)
         return self.decoder(code), code
-
-    def set_normalization(self, mean, scale):
-        self.input_mean.copy_(torch.as_tensor(mean, dtype=self.input_mean.dtype))
-        self.input_scale.copy_(torch.as_tensor(scale, dtype=self.input_scale.dtype))
-
-    def normalize(self, x):
-        return (x - self.input_mean) / self.input_scale
-
-    def denormalize(self, x):
-        return x * self.input_scale + self.input_mean
 
     def plain_functions(self):
         """``(encode, decode)`` for inference, normalisation included.
@@ -274,15 +310,6 @@ class Autoencoder(nn.Module):
         """Encoder ``nn.Linear`` layers, input side first, code layer last."""
         return [*self._linears(self.encoder), self.code]
 
-    def weights(self):
-        """Every weight matrix once (tied weights counted once), no biases."""
-        seen, out = set(), []
-        for name, p in self.named_parameters():
-            if name.endswith("weight") and id(p) not in seen:
-                seen.add(id(p))
-                out.append(p)
-        return out
-
 
 def standard_normal(like):
     """Standard normals shaped like ``like``, from the running fit's generator
@@ -329,7 +356,4 @@ class VariationalAutoencoder(Autoencoder):
 
     def forward(self, x):
         mean, log_var = self.posterior(x)
-        z = mean
-        if self.training:
-            z = mean + torch.exp(0.5 * log_var) * standard_normal(mean)
-        return self.decoder(z), mean, log_var
+        return self.decoder(reparameterize(mean, log_var, self.training)), mean, log_var

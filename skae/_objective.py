@@ -58,10 +58,11 @@ class ReconstructionObjective:
 
         Minus the reconstruction error in the user's units: the sum of
         squared errors over features for ``'squared_error'``, the summed
-        binary cross-entropy for ``'log_loss'``.
+        binary cross-entropy for ``'log_loss'``, the Poisson
+        log-likelihood (``log(x!)`` included) for ``'poisson'``.
         """
         decoded = module(x)[0]
-        if self._loss_name == "log_loss":
-            return -ReconstructionLoss("log_loss")(decoded, x)
+        if self._loss_name in ("log_loss", "poisson"):
+            return -ReconstructionLoss(self._loss_name)(decoded, x)
         diff = (module.output_activation(decoded) - x) * module.input_scale
         return -diff.pow(2).sum(dim=1)

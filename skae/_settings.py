@@ -10,7 +10,9 @@ from numbers import Integral
 
 import numpy as np
 
+from ._custom_modules import check_module_params
 from ._normalization import normalization_stats
+from ._poisson import check_counts, check_poisson_settings
 from ._validation import (
     check_float32_range,
     check_log_loss_settings,
@@ -44,6 +46,10 @@ class ResolvedSettings:
         if self.loss == "log_loss":
             check_log_loss_settings(self.output_activation, self.normalize)
             check_unit_interval(X, "needs")
+        if self.loss == "poisson":
+            check_poisson_settings(self.output_activation, self.normalize)
+            check_counts(X, "needs")
+        check_module_params(self, n_features)
         if self.early_stopping and n_samples < 2:
             raise ValueError(
                 f"early_stopping=True needs at least 2 samples, got n_samples={n_samples}."
@@ -61,6 +67,11 @@ class ResolvedSettings:
             "output_activation": self._output_activation,
             "tied_weights": self.tied_weights,
             "loss": self.loss,
+            "encoder": self.encoder,
+            "decoder": self.decoder,
+            "input_shape": None if self.input_shape is None else tuple(self.input_shape),
+            "conv_channels": self.conv_channels,
+            "kernel_size": self.kernel_size,
         }
 
     def _hidden_sizes(self):
@@ -79,7 +90,7 @@ class ResolvedSettings:
     def _output_activation(self):
         if self.output_activation is not None:
             return self.output_activation
-        return "logistic" if self.loss == "log_loss" else "identity"
+        return {"log_loss": "logistic", "poisson": "exp"}.get(self.loss, "identity")
 
     def _normalization(self):
         if self.normalize == "auto":

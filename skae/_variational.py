@@ -13,6 +13,7 @@ from ._losses import (
     squared_error,
 )
 from ._modules import VariationalAutoencoder
+from ._poisson import poisson_nll
 from ._validation import Integral, Interval, Real, check_is_fitted
 
 # score_samples averages the reconstruction term over L = max(16, 2 *
@@ -75,6 +76,8 @@ class VariationalAE(_BaseAutoencoder):
       with ``p = sigmoid(g(z))``, for data in [0, 1]. For binary data this is
       a proper likelihood; for grey levels it is the usual cross-entropy
       objective, not the density of a distribution over [0, 1].
+    * ``'poisson'``: independent Poisson counts with log-rates ``g(z)``,
+      for count data (``log(x!)`` included: a log-probability).
 
     ``transform`` returns the posterior mean ``mu(x)`` (no sampling),
     ``inverse_transform`` the decoder's mean ``E[x|z]`` and :meth:`sample`
@@ -100,7 +103,7 @@ class VariationalAE(_BaseAutoencoder):
     noise_variance_ : ndarray of shape (n_features,) or None
         Variance of the Gaussian decoder for each feature, in the units of
         X (the shared normalised-space variance times ``scale_ ** 2``);
-        None for ``loss='log_loss'``.
+        None for ``loss='log_loss'`` and ``loss='poisson'``.
 
     See Also
     --------
@@ -168,6 +171,7 @@ class VariationalAE(_BaseAutoencoder):
     """
 
     _module_class = VariationalAutoencoder
+    _variational = True
     _parameter_constraints = {
         **_BaseAutoencoder._parameter_constraints,
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -201,6 +205,11 @@ class VariationalAE(_BaseAutoencoder):
         device="auto",
         callbacks=None,
         distributed=False,
+        encoder=None,
+        decoder=None,
+        input_shape=None,
+        conv_channels=(32, 64),
+        kernel_size=3,
         beta=1.0,
     ):
         _store_params(self, locals())
@@ -233,6 +242,8 @@ class VariationalAE(_BaseAutoencoder):
         """
         if self.loss == "log_loss":
             return -log_loss_with_logits(decoded, x)
+        if self.loss == "poisson":
+            return -poisson_nll(decoded, x)
         sse = squared_error(module.output_activation(decoded), x)
         var = module.noise_var
         n_features = x.shape[1]
@@ -276,7 +287,7 @@ class VariationalAE(_BaseAutoencoder):
     @property
     def noise_variance_(self):
         check_is_fitted(self)
-        if self.loss == "log_loss":
+        if self.loss != "squared_error":
             return None
         return float(self.module_.noise_var) * self.scale_**2
 
