@@ -14,6 +14,7 @@ the weights of the last finished epoch.
     python benchmarks/bench_quality.py --recipes stacked --budget 120
     python benchmarks/bench_quality.py --curve --device cuda   # error vs epoch
     python benchmarks/bench_quality.py --quick             # smoke run
+    python benchmarks/bench_quality.py --recipes conv-32-64 --budget 600
 
 ``--curve`` ignores the budget and prints the test error every 10 epochs
 (with the time per epoch), which is how the recipes were explored: on a GPU
@@ -85,6 +86,18 @@ def recipes(max_iter, pretrain):
             noise_level=0.3,
             pretrain_max_iter=pretrain,
             **common,
+        ),
+        # Convolutional stacks (encoder='conv'): stride-2 3x3 convolutions
+        # 28 -> 14 -> 7, a linear 30-D code, the mirror transposed stack.
+        "conv-32-64": lambda: AutoencoderTransformer(
+            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64), **common
+        ),
+        "conv-16-32": lambda: AutoencoderTransformer(
+            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(16, 32), **common
+        ),
+        "conv-32-64-b64": lambda: AutoencoderTransformer(
+            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
+            batch_size=64, **common
         ),
     }
 
@@ -175,7 +188,7 @@ def main(argv=None):
         overrides[key] = ast.literal_eval(value)
     names = args.recipes or list(table)
     if args.quick:
-        names = names[:1] + ["stacked-512-256"]
+        names = names[:1] + ["stacked-512-256", "conv-16-32"]
     where = torch.cuda.get_device_name(args.device) if args.device != "cpu" else (
         f"CPU, {torch.get_num_threads()} thread(s)"
     )

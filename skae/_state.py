@@ -139,7 +139,10 @@ class FittedStateMixin:
         runs code from the file, so a model from an untrusted source is safe
         to load. Outputs after loading are identical; a model fitted on a GPU
         loads on a CPU-only machine. ``callbacks`` (arbitrary objects) cannot
-        be saved: set them to None first.
+        be saved: set them to None first. Nor can a model with a user-supplied
+        ``encoder``/``decoder`` module (its class cannot be rebuilt without
+        running code): pickle it instead. The built-in networks (fully
+        connected, ``encoder='conv'``) save and load.
 
         Parameters
         ----------
@@ -158,9 +161,17 @@ class FittedStateMixin:
                 f"{cls.__qualname__} is not one of skae's public estimators; only "
                 "those can be saved (skae.load rebuilds a class by its name)."
             )
-        _persistence.write(
-            path, cls.__name__, self.get_params(deep=False), self._get_fitted_state()
-        )
+        params = self.get_params(deep=False)
+        user = [k for k in ("encoder", "decoder") if isinstance(params.get(k), torch.nn.Module)]
+        if user:
+            raise TypeError(
+                f"Cannot save a model with a user-supplied {' and '.join(user)} module: "
+                "skae.load rebuilds networks from hyperparameters and never runs "
+                "code from a file, and an arbitrary torch.nn.Module class cannot "
+                "be rebuilt without running its code. Pickle the estimator "
+                "(pickle/joblib) instead, from a trusted source only."
+            )
+        _persistence.write(path, cls.__name__, params, self._get_fitted_state())
 
 
 def _load_optimizer_state(optimizer, saved):
