@@ -90,7 +90,9 @@ class StackedAE(_BaseAutoencoder):
         shared by the stages and the fine-tuning. With ``early_stopping``
         the rows that fine-tuning holds out for validation are left out of
         pretraining too: each stage trains on the other rows and stops on
-        the held-out ones.
+        the held-out ones. Pretraining needs the built-in fully connected
+        layers: with ``encoder='conv'`` or a user module it must be 0
+        (a ValueError otherwise), and StackedAE then trains end to end.
 
     noise : {'masking', 'gaussian', 'salt_and_pepper'} or None, \
 default=None
@@ -288,6 +290,12 @@ default='reconstruction'
     def _check_params(self, X):
         super()._check_params(X)
         check_noise_level(self.noise, self.noise_level)
+        if self.pretrain_max_iter and (self.encoder is not None or self.decoder is not None):
+            raise ValueError(
+                "Greedy pretraining trains the built-in fully connected layers one "
+                f"by one; with encoder={self.encoder!r} set pretrain_max_iter=0 "
+                f"(end-to-end training only), got pretrain_max_iter={self.pretrain_max_iter}."
+            )
 
     def _validate_fit_data(self, X, y, reset):
         if not self._supervised:
