@@ -26,13 +26,17 @@ code_activation : {'identity', 'logistic', 'tanh', 'relu'}, default='identity'
 output_activation : {'identity', 'logistic', 'tanh', 'relu'} or None, \
 default=None
     Activation of the reconstruction. None picks 'identity' for
-    ``loss='squared_error'`` and 'logistic' for ``loss='log_loss'``.
+    ``loss='squared_error'``, 'logistic' for ``loss='log_loss'`` and exp
+    for ``loss='poisson'`` (which accepts only None).
 
-loss : {'squared_error', 'log_loss'}, default='squared_error'
-    Reconstruction loss, per sample summed over features:
-    ``||x - x_hat||^2``, or the binary cross-entropy
+loss : {'squared_error', 'log_loss', 'poisson'}, default='squared_error'
+    Reconstruction loss ``-log p(x | x_hat)``, per sample summed over
+    features: ``||x - x_hat||^2`` (Gaussian), the binary cross-entropy
     ``-sum_j x_j log x_hat_j + (1 - x_j) log(1 - x_hat_j)`` for data in
-    [0, 1] (anything outside [0, 1] raises a ValueError).
+    [0, 1] (anything outside [0, 1] raises a ValueError), or for counts
+    the Poisson ``sum_j x_hat_j - x_j log x_hat_j + log(x_j!)``: the
+    decoder outputs log-rates, ``inverse_transform`` the rates
+    ``x_hat``, and X must hold non-negative integers (no normalisation).
 
 normalize : {'auto', 'global', 'feature'} or None, default='auto'
     Input scaling done inside the estimator and undone by
@@ -41,14 +45,19 @@ normalize : {'auto', 'global', 'feature'} or None, default='auto'
     is still squared error in the user's units, as PCA minimises;
     'feature' standardises each feature (constant features are only
     centred); None uses X as given. 'auto' is 'global' for
-    ``loss='squared_error'`` and None for ``loss='log_loss'``.
+    ``loss='squared_error'`` and None for ``loss='log_loss'`` and
+    ``loss='poisson'`` (which accept only 'auto' or None).
 
 tied_weights : bool, default=False
     If True, each decoder layer uses the transposed weight of its mirror
-    encoder layer (one shared parameter); only biases are separate.
+    encoder layer (one shared parameter); only biases are separate. Only
+    for the fully connected network (``encoder=None``): a ValueError
+    otherwise.
 
 alpha : float, default=1e-4
-    L2 penalty on the weights (not the biases), added as
+    L2 penalty on the weights (every parameter tensor of dimension >= 2:
+    also convolution kernels and a user module's weights; not the
+    biases), added as
     ``0.5 * alpha * sum ||W||^2 / batch_size`` exactly as
     :class:`~sklearn.neural_network.MLPRegressor` does.
 
@@ -122,7 +131,39 @@ distributed : bool, default=False
     ``batch_size`` is per rank; the ranks' batches together make one
     optimiser step, and every rank ends with the same model.
     ``device='cuda'`` means the GPU of the rank's ``LOCAL_RANK``. Without
-    a process group, fit raises a ValueError. See ``doc/scaling.rst``."""
+    a process group, fit raises a ValueError. See ``doc/scaling.rst``.
+
+encoder : None, 'conv' or torch.nn.Module, default=None
+    The encoder network. None is the fully connected network of
+    ``hidden_layer_sizes``. 'conv' is the built-in convolutional stack
+    for images (needs ``input_shape``): one stride-2 convolution
+    (``kernel_size``, padding ``kernel_size // 2``) plus ``activation``
+    per entry of ``conv_channels``, then a linear code layer (with
+    ``code_activation``); the decoder mirrors it with transposed
+    convolutions. A module maps a batch ``(n, n_features)`` of normalised
+    rows to codes ``(n, n_components)`` (``(n, 2 * n_components)`` for
+    :class:`~skae.VariationalAE`: posterior mean, then log-variance); a
+    deep copy is trained, never the object passed. See "Bring your own
+    module" in the user guide. ``hidden_layer_sizes`` is then unused.
+
+decoder : None, 'conv' or torch.nn.Module, default=None
+    The decoder network: None with ``encoder=None`` or 'conv' (the
+    mirror of the encoder); with a user encoder a module mapping codes
+    ``(n, n_components)`` to decoder *pre-activations*
+    ``(n, n_features)`` (skae applies the output activation).
+
+input_shape : tuple of int or None, default=None
+    Shape of one sample for ``encoder='conv'``: ``(channels, height,
+    width)`` (2-D convolutions) or ``(channels, length)`` (1-D). X stays
+    2-D, one flattened sample per row (C order, as
+    ``images.reshape(n, -1)``); its product must equal ``n_features``.
+
+conv_channels : tuple of int, default=(32, 64)
+    Channels of the convolutions of ``encoder='conv'``, input side first;
+    each halves the spatial size.
+
+kernel_size : int, default=3
+    Kernel size of the convolutions of ``encoder='conv'``."""
 
 BASE_ATTRIBUTES = """\
 n_components_ : int

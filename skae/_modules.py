@@ -38,7 +38,7 @@ ACTIVATIONS = {
 }
 
 # Glorot & Bengio gain, as MLPRegressor uses (factor 2 for the logistic).
-_GAINS = {"identity": 1.0, "logistic": math.sqrt(2.0), "tanh": 1.0, "relu": 1.0}
+_GAINS = {"identity": 1.0, "logistic": math.sqrt(2.0), "tanh": 1.0, "relu": 1.0, "exp": 1.0}
 
 
 class TiedLinear(nn.Module):
