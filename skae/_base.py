@@ -27,6 +27,7 @@ from ._objective import ReconstructionObjective
 from ._poisson import check_counts
 from ._rng import build_module
 from ._settings import ResolvedSettings
+from ._sparse import normalize_rows, normalized_extremes, training_rows
 from ._state import FittedStateMixin
 from ._validation import (
     _fit_context,
@@ -220,7 +221,7 @@ class _BaseAutoencoder(
             seed = _training.draw_seed(self._random_state)
         seed = _distributed.agree(group, X, seed, None if continuing else stats)
         with _training.seeded(seed, device), _distributed.training(group, seed):
-            X_t = _training.device_tensor(X, device, owned)
+            X_t = training_rows(X, device, owned, _training.device_tensor)
             split = None
             if self.early_stopping:
                 # Drawn before the module, so that nothing trains on the
@@ -228,12 +229,12 @@ class _BaseAutoencoder(
                 split = _training.draw_split(len(X_t), self._n_valid(len(X_t)), device)
             data = _training.training_data(X_t, self._to_target_tensor(y, device), split)
             if continuing:
-                X_t.sub_(self.module_.input_mean).div_(self.module_.input_scale)
-                check_normalised(X_t)
+                normalize_rows(X_t, self.module_.input_mean, self.module_.input_scale)
+                check_normalised(normalized_extremes(X_t))
                 net = self._continued_net(incremental, device)
             else:
-                X_t.sub_(X_t.new_tensor(stats[0])).div_(X_t.new_tensor(stats[1]))
-                check_normalised(X_t)
+                normalize_rows(X_t, *stats)
+                check_normalised(normalized_extremes(X_t))
                 net = self._initial_net(data, stats, device)
             n_before = _training.train(
                 net, data, batch_size=batch_size, resume=continuing and incremental,
@@ -311,7 +312,10 @@ class _BaseAutoencoder(
 
     def _check_inference_input(self, X):
         check_is_fitted(self)
-        return validate_data(self, detached(X), reset=False, dtype=[np.float64, np.float32])
+        return validate_data(
+            self, detached(X), reset=False, dtype=[np.float64, np.float32],
+            accept_sparse=["csr", "csc"],
+        )
 
     def transform(self, X):
         """Encode X into the code space.
@@ -412,7 +416,7 @@ class _BaseAutoencoder(
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.target_tags.required = False
         tags.non_deterministic = False
         return tags

@@ -141,7 +141,8 @@ def vote(group):
 
 def _fingerprint(X, stats):
     n = X.shape[0]
-    rows = np.asarray(X[[0, n // 2, n - 1]], dtype=np.float64)
+    rows = X[[0, n // 2, n - 1]]
+    rows = np.asarray(rows.toarray() if hasattr(rows, "toarray") else rows, dtype=np.float64)
     check = float(rows.sum())
     if stats is not None:
         check += float(np.sum(stats[0])) + float(np.sum(stats[1]))

@@ -72,6 +72,7 @@ def _resolve(module, dtype, mean, scale):
         # Exact statistics, not the float32 buffers upcast.
         module.set_normalization(mean, scale)
     widths = [p.shape[0] for p in params if p.dim() == 2]
+    widths.append(getattr(module, "activation_width", 1))  # conv feature maps
     device = params[0].device
     return Inference(
         module, device, device.type == "cpu", max(widths, default=1), *module.plain_functions()
@@ -80,6 +81,8 @@ def _resolve(module, dtype, mean, scale):
 
 def _run_chunk(fn, entry, chunk):
     """``fn(entry, x)`` on one numpy chunk, back as a numpy array."""
+    if hasattr(chunk, "toarray"):  # scipy.sparse: one chunk dense at a time
+        chunk = chunk.toarray()
     x = torch.from_numpy(chunk if chunk.flags.writeable else chunk.copy())
     if entry.on_cpu:  # no device round trip: each call costs microseconds
         out = fn(entry, x)

@@ -14,6 +14,7 @@ from ._corruption import corrupt_batch, noise_reference
 from ._modules import Autoencoder, TiedLinear
 from ._objective import ReconstructionObjective
 from ._rng import build_module
+from ._sparse import encode_rows
 
 
 class StageObjective(ReconstructionObjective):
@@ -103,7 +104,7 @@ def pretrain(est, module, data, mean, scale):
         _copy_stage(module, stage, k, n_layers, est.tied_weights)
         if not last:
             with torch.no_grad():
-                H = stage.encode(H)
+                H = encode_rows(stage.encode, H)
     return curves
 
 

@@ -130,7 +130,10 @@ class ResolvedSettings:
         becomes float32, what the network trains on: half the memory of a
         float64 copy, and the same model (integers up to 2**24 are exact).
         """
-        X = validate_data(self, detached(X), reset=reset, dtype=[np.float32, np.float64])
+        X = validate_data(
+            self, detached(X), reset=reset, dtype=[np.float32, np.float64],
+            accept_sparse=["csr", "csc"],
+        )
         return X, None
 
     def _to_target_tensor(self, y, device):

@@ -308,7 +308,9 @@ default='reconstruction'
                 "fit(X, y), or use fine_tune='reconstruction' to fit without "
                 "labels."
             )
-        X, y = validate_data(self, X, y, reset=reset, dtype=[np.float64, np.float32])
+        X, y = validate_data(
+            self, X, y, reset=reset, dtype=[np.float64, np.float32], accept_sparse=["csr", "csc"]
+        )
         check_classification_targets(y)
         if reset or not hasattr(self, "classes_"):
             encoder = LabelEncoder().fit(y)

@@ -197,13 +197,6 @@ def test_set_output_pandas_column_names(digits):
     assert list(ae.feature_names_in_) == [f"px{i}" for i in range(64)]
 
 
-def test_sparse_input_raises_type_error(digits):
-    sp = pytest.importorskip("scipy.sparse")
-    X, _ = digits
-    with pytest.raises(TypeError, match="[Ss]parse"):
-        AutoencoderTransformer(max_iter=1, **CPU).fit(sp.csr_matrix(X))
-
-
 def test_verbose_zero_prints_nothing_and_one_prints_epochs(digits, capsys):
     X, _ = digits
     AutoencoderTransformer(max_iter=3, **CPU).fit(X[:50])
