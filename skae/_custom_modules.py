@@ -58,13 +58,6 @@ class ModularAutoencoder(NormalizedModule):
     def encode(self, x):
         return self.code_activation(self.encoder(x))
 
-    def decode(self, z):
-        return self.output_activation(self.decoder(z))
-
-    def forward(self, x):
-        code = self.encode(x)
-        return self.decoder(code), code
-
     def plain_functions(self):
         """``(encode, decode)`` for inference, normalisation included."""
 
@@ -103,7 +96,9 @@ class VariationalModularAutoencoder(ModularAutoencoder):
 
 
 def _conv_classes(input_shape):
-    return (nn.Conv1d, nn.ConvTranspose1d) if len(input_shape) == 2 else (nn.Conv2d, nn.ConvTranspose2d)
+    if len(input_shape) == 2:
+        return nn.Conv1d, nn.ConvTranspose1d
+    return nn.Conv2d, nn.ConvTranspose2d
 
 
 def _down(size, kernel_size):
@@ -139,7 +134,8 @@ def conv_stack(input_shape, n_components, channels, kernel_size, activation, cod
     widths = [input_shape[0], *channels]
     encoder = [nn.Unflatten(1, tuple(input_shape))]
     for c_in, c_out in zip(widths[:-1], widths[1:]):
-        encoder += [conv(c_in, c_out, kernel_size, stride=2, padding=pad), ACTIVATIONS[activation]()]
+        encoder.append(conv(c_in, c_out, kernel_size, stride=2, padding=pad))
+        encoder.append(ACTIVATIONS[activation]())
         sizes.append(tuple(_down(s, kernel_size) for s in sizes[-1]))
     inner = (widths[-1], *sizes[-1])
     flat = math.prod(inner)

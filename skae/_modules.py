@@ -132,11 +132,19 @@ def _stack(sizes, activation, last_activation):
 
 
 class NormalizedModule(nn.Module):
-    """The input normalisation every skae module carries, as buffers.
-
-    ``input_mean`` and ``input_scale`` (``n_features`` each) make a fitted
-    module self-contained for inference.
+    """What every skae module shares: the input normalisation, as buffers
+    (``input_mean`` and ``input_scale``, ``n_features`` each, so a fitted
+    module is self-contained for inference), ``decode`` and ``forward``
+    around the subclass's ``encode``, ``decoder`` and ``output_activation``,
+    and ``weights`` for the ``alpha`` penalty.
     """
+
+    def decode(self, z):
+        return self.output_activation(self.decoder(z))
+
+    def forward(self, x):
+        code = self.encode(x)
+        return self.decoder(code), code
 
     def _register_normalization(self, n_features):
         self.register_buffer("input_mean", torch.zeros(n_features))
@@ -249,13 +257,6 @@ class Autoencoder(NormalizedModule):
     # -- the contract -----------------------------------------------------
     def encode(self, x):
         return self.code_activation(self.code(self.encoder(x)))
-
-    def decode(self, z):
-        return self.output_activation(self.decoder(z))
-
-    def forward(self, x):
-        code = self.encode(x)
-        return self.decoder(code), code
 
     def plain_functions(self):
         """``(encode, decode)`` for inference, normalisation included.

@@ -24,20 +24,6 @@ def poisson_nll(log_rate, target):
     return (torch.exp(log_rate) - target * log_rate + torch.lgamma(target + 1)).sum(dim=1)
 
 
-def check_poisson_settings(output_activation, normalize):
-    """``loss='poisson'`` needs the exp output (log-rate) and raw counts."""
-    if output_activation is not None:
-        raise ValueError(
-            "loss='poisson' decodes a log-rate and applies exp itself; use "
-            f"output_activation=None, got output_activation={output_activation!r}."
-        )
-    if normalize not in ("auto", None):
-        raise ValueError(
-            "loss='poisson' models the counts as they are (no centring or "
-            f"scaling); use normalize='auto' or None, got normalize={normalize!r}."
-        )
-
-
 def check_counts(X, verb="needs"):
     """Raise a ValueError unless X holds non-negative integers (Poisson counts).
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._custom_modules import check_module_params
 from ._normalization import normalization_stats
-from ._poisson import check_counts, check_poisson_settings
+from ._poisson import check_counts
 from ._validation import (
     check_float32_range,
     check_log_loss_settings,
@@ -47,7 +47,7 @@ class ResolvedSettings:
             check_log_loss_settings(self.output_activation, self.normalize)
             check_unit_interval(X, "needs")
         if self.loss == "poisson":
-            check_poisson_settings(self.output_activation, self.normalize)
+            check_log_loss_settings(self.output_activation, self.normalize, self.loss)
             check_counts(X, "needs")
         check_module_params(self, n_features)
         if self.early_stopping and n_samples < 2:
@@ -67,9 +67,19 @@ class ResolvedSettings:
             "output_activation": self._output_activation,
             "tied_weights": self.tied_weights,
             "loss": self.loss,
+            **self._network_spec(),
+        }
+
+    def _network_spec(self):
+        """The encoder/decoder settings, only when they replace the MLP (so
+        that the spec of a fully connected model is what it always was)."""
+        if self.encoder is None and self.decoder is None:
+            return {}
+        shape = None if self.input_shape is None else tuple(self.input_shape)
+        return {
             "encoder": self.encoder,
             "decoder": self.decoder,
-            "input_shape": None if self.input_shape is None else tuple(self.input_shape),
+            "input_shape": shape,
             "conv_channels": self.conv_channels,
             "kernel_size": self.kernel_size,
         }
@@ -151,7 +161,8 @@ class ResolvedSettings:
         if continuing:
             spec = self._module_spec(X.shape[1])
             if spec != self._fit_spec:
-                changed = sorted(k for k in spec if spec[k] != self._fit_spec.get(k))
+                keys = spec.keys() | self._fit_spec.keys()
+                changed = sorted(k for k in keys if spec.get(k) != self._fit_spec.get(k))
                 raise ValueError(
                     f"Cannot continue training after changing {', '.join(changed)}: "
                     "the network's shape depends on them. Refit with "

@@ -187,17 +187,30 @@ def fused_adam_supported(device):
     return True
 
 
-def check_log_loss_settings(output_activation, normalize):
-    """``loss='log_loss'`` needs a logistic output and unscaled data."""
-    if output_activation not in (None, "logistic"):
+# What each likelihood other than the Gaussian needs of the settings:
+# (accepted output_activation values, how to ask for them, the data it models).
+_LIKELIHOOD_SETTINGS = {
+    "log_loss": ((None, "logistic"), "output_activation='logistic' (or None)", "data in [0, 1]"),
+    "poisson": (
+        (None,),
+        "output_activation=None (it decodes a log-rate and applies exp itself)",
+        "counts",
+    ),
+}
+
+
+def check_log_loss_settings(output_activation, normalize, loss="log_loss"):
+    """``loss='log_loss'`` needs a logistic output, ``loss='poisson'`` its exp
+    output; both model the data as given (no normalisation)."""
+    accepted, ask, data = _LIKELIHOOD_SETTINGS[loss]
+    if output_activation not in accepted:
         raise ValueError(
-            "loss='log_loss' needs output_activation='logistic' (or None), "
-            f"got output_activation={output_activation!r}."
+            f"loss={loss!r} needs {ask}, got output_activation={output_activation!r}."
         )
     if normalize not in ("auto", None):
         raise ValueError(
-            "loss='log_loss' models data in [0, 1] as it is; use "
-            f"normalize='auto' or None, got normalize={normalize!r}."
+            f"loss={loss!r} models {data} as it is; use normalize='auto' or None, "
+            f"got normalize={normalize!r}."
         )
 
 

@@ -12,7 +12,6 @@ from skae import (
     AutoencoderTransformer,
     ContractiveAE,
     DenoisingAE,
-    StackedAE,
     VariationalAE,
 )
 from skae._custom_modules import conv_stack
@@ -121,3 +120,12 @@ def test_conv_warm_start_keeps_shape_and_refuses_changes(digits):
     np.testing.assert_allclose(
         ae.transform(X), ae.transform(X.astype(np.float32)), rtol=1e-4, atol=1e-4
     )
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_switching_network_kind_on_warm_start_is_refused(digits):
+    X = digits[0][:100]
+    ae = AutoencoderTransformer(n_components=4, max_iter=1, warm_start=True, **CONV).fit(X)
+    ae.set_params(encoder=None)
+    with pytest.raises(ValueError, match="changing conv_channels, encoder"):
+        ae.fit(X)

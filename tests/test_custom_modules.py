@@ -22,7 +22,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 def _pair(n_features=64, k=4, code_width=None, hidden=16):
     torch.manual_seed(0)
-    encoder = nn.Sequential(nn.Linear(n_features, hidden), nn.Tanh(), nn.Linear(hidden, code_width or k))
+    encoder = nn.Sequential(
+        nn.Linear(n_features, hidden), nn.Tanh(), nn.Linear(hidden, code_width or k)
+    )
     decoder = nn.Sequential(nn.Linear(k, hidden), nn.Tanh(), nn.Linear(hidden, n_features))
     return encoder, decoder
 
@@ -65,7 +67,8 @@ def test_wrong_module_shapes_fail_before_training(digits):
     X = digits[0][:100]
     encoder, decoder = _pair(k=5)  # codes of width 5, not 4
     ae = AutoencoderTransformer(4, encoder=encoder, decoder=decoder, device="cpu")
-    with pytest.raises(ValueError, match=r"encoder module maps .* \(2, 64\) to \(2, 5\); skae needs \(2, 4\)"):
+    match = r"encoder module maps .* \(2, 64\) to \(2, 5\); skae needs \(2, 4\)"
+    with pytest.raises(ValueError, match=match):
         ae.fit(X)
     assert not hasattr(ae, "module_")
     encoder, decoder = _pair(n_features=10)

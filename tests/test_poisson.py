@@ -55,7 +55,7 @@ def test_non_counts_are_refused(X_change, match):
 
 def test_settings_that_break_the_likelihood_are_refused():
     X = _counts(n=50)
-    with pytest.raises(ValueError, match="normalize='auto' or None"):
+    with pytest.raises(ValueError, match="normalize=.auto. or None"):
         AutoencoderTransformer(2, loss="poisson", normalize="global").fit(X)
     with pytest.raises(ValueError, match="output_activation=None"):
         AutoencoderTransformer(2, loss="poisson", output_activation="relu").fit(X)
