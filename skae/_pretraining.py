@@ -33,7 +33,7 @@ class StageObjective(ReconstructionObjective):
         return corrupt_batch(x, self.noise, self.noise_level, self.reference)
 
 
-def _stage_module(est, n_in, n_out, first, last):
+def stage_module(est, n_in, n_out, first, last):
     return build_module(
         Autoencoder,
         n_in,
@@ -50,7 +50,7 @@ def _stage_output(est, first):
     return est._output_activation if first else est.activation
 
 
-def _stage_batch_size(est, n_rows):
+def stage_batch_size(est, n_rows):
     if est.batch_size == "auto":
         return min(200, n_rows)
     return min(est.batch_size, n_rows)
@@ -82,30 +82,40 @@ def pretrain(est, module, data, mean, scale):
     sizes = (data.X.shape[1], *est._hidden_sizes(), est.n_components)
     n_layers = len(sizes) - 1
     n_train = len(data.X) if data.train_rows is None else len(data.train_rows)
-    batch_size = _stage_batch_size(est, n_train)
+    batch_size = stage_batch_size(est, n_train)
     H, curves = data.X, []
     for k in range(n_layers):
         first, last = k == 0, k == n_layers - 1
-        stage = _stage_module(est, sizes[k], sizes[k + 1], first, last).to(H.device)
-        objective = _stage_objective(est, data, H, mean, scale, first)
-        net = _training.make_net(
-            stage, objective, est, str(H.device), objective._loss_name, _stage_output(est, first)
-        )
-        if est.verbose and _distributed.is_lead():
-            print(f"Pretraining layer {k + 1}/{n_layers}: {sizes[k]}-{sizes[k + 1]}")
-        _training.train(
-            net, TrainingData(H, None, data.train_rows, data.valid_rows),
-            batch_size=batch_size, epochs=est.pretrain_max_iter, resume=False,
-            learning_rate=est.learning_rate_init,
-        )
-        if net.interrupted_:
-            raise KeyboardInterrupt  # the stage has already warned
-        curves.append([row["train_loss"] for row in net.history if "train_loss" in row])
+        stage = stage_module(est, sizes[k], sizes[k + 1], first, last).to(H.device)
+        label = f"layer {k + 1}/{n_layers}: {sizes[k]}-{sizes[k + 1]}"
+        curves.append(train_stage(est, stage, data, H, (mean, scale), first, batch_size, label))
         _copy_stage(module, stage, k, n_layers, est.tied_weights)
         if not last:
             with torch.no_grad():
                 H = encode_rows(stage.encode, H)
     return curves
+
+
+def train_stage(est, stage, data, H, stats, first, batch_size, label):
+    """Train one stage on the codes ``H``; return its loss curve.
+
+    ``stats`` is the fit's ``(mean, scale)``; ``first`` says the stage
+    rebuilds X (the estimator's loss and output) rather than codes.
+    """
+    objective = _stage_objective(est, data, H, *stats, first)
+    net = _training.make_net(
+        stage, objective, est, str(H.device), objective._loss_name, _stage_output(est, first)
+    )
+    if est.verbose and _distributed.is_lead():
+        print(f"Pretraining {label}")
+    _training.train(
+        net, TrainingData(H, None, data.train_rows, data.valid_rows),
+        batch_size=batch_size, epochs=est.pretrain_max_iter, resume=False,
+        learning_rate=est.learning_rate_init,
+    )
+    if net.interrupted_:
+        raise KeyboardInterrupt  # the stage has already warned
+    return [row["train_loss"] for row in net.history if "train_loss" in row]
 
 
 def _stage_objective(est, data, H, mean, scale, first):

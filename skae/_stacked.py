@@ -11,6 +11,7 @@ from ._base import _BaseAutoencoder, _store_params
 from ._corruption import NOISES, check_noise_level
 from ._docstrings import fill_doc
 from ._losses import ReconstructionLoss, nca_loss
+from ._conv_pretraining import pretrain_conv
 from ._pretraining import pretrain
 from ._rng import build_module
 from ._validation import (
@@ -90,9 +91,12 @@ class StackedAE(_BaseAutoencoder):
         shared by the stages and the fine-tuning. With ``early_stopping``
         the rows that fine-tuning holds out for validation are left out of
         pretraining too: each stage trains on the other rows and stops on
-        the held-out ones. Pretraining needs the built-in fully connected
-        layers: with ``encoder='conv'`` or a user module it must be 0
-        (a ValueError otherwise), and StackedAE then trains end to end.
+        the held-out ones. With ``encoder='conv'`` each convolution is
+        pretrained as a one-layer convolutional autoencoder (convolution
+        down, its transposed convolution up) on the feature maps below it,
+        then the linear code layer. A user-supplied module cannot be
+        pretrained layer by layer: it needs ``pretrain_max_iter=0`` (a
+        ValueError otherwise), and StackedAE then trains it end to end.
 
     noise : {'masking', 'gaussian', 'salt_and_pepper'} or None, \
 default=None
@@ -290,11 +294,12 @@ default='reconstruction'
     def _check_params(self, X):
         super()._check_params(X)
         check_noise_level(self.noise, self.noise_level)
-        if self.pretrain_max_iter and (self.encoder is not None or self.decoder is not None):
+        user = self.encoder not in (None, "conv") or self.decoder not in (None, "conv")
+        if self.pretrain_max_iter and user:
             raise ValueError(
-                "Greedy pretraining trains the built-in fully connected layers one "
-                f"by one; with encoder={self.encoder!r} set pretrain_max_iter=0 "
-                f"(end-to-end training only), got pretrain_max_iter={self.pretrain_max_iter}."
+                "Greedy pretraining trains skae's own layers one by one; with a "
+                "user-supplied module set pretrain_max_iter=0 (end-to-end training "
+                f"only), got pretrain_max_iter={self.pretrain_max_iter}."
             )
 
     def _validate_fit_data(self, X, y, reset):
@@ -357,7 +362,8 @@ default='reconstruction'
         module = self._build_module(data.X.shape[1])
         self.pretrain_loss_curves_ = []
         if self.pretrain_max_iter:
-            self.pretrain_loss_curves_ = pretrain(self, module, data, mean, scale)
+            greedy = pretrain_conv if "conv" in (self.encoder, self.decoder) else pretrain
+            self.pretrain_loss_curves_ = greedy(self, module, data, mean, scale)
         return module
 
     # ------------------------------------------------------------------

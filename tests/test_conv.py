@@ -12,6 +12,7 @@ from skae import (
     AutoencoderTransformer,
     ContractiveAE,
     DenoisingAE,
+    StackedAE,
     VariationalAE,
 )
 from skae._custom_modules import conv_stack
@@ -129,3 +130,17 @@ def test_switching_network_kind_on_warm_start_is_refused(digits):
     ae.set_params(encoder=None)
     with pytest.raises(ValueError, match="changing conv_channels, encoder"):
         ae.fit(X)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_stacked_pretrains_the_conv_stack_layer_by_layer(digits):
+    X = digits[0][:400]
+    est = StackedAE(n_components=4, pretrain_max_iter=3, max_iter=2, noise="masking",
+                    noise_level=0.2, **CONV).fit(X)
+    curves = est.pretrain_loss_curves_
+    assert len(curves) == 3  # two convolutions, then the code layer
+    assert all(len(c) == 3 and c[-1] < c[0] for c in curves)
+    # The pretrained first convolution starts fine-tuning better than chance:
+    # the unpretrained network's first epoch is worse.
+    cold = StackedAE(n_components=4, pretrain_max_iter=0, max_iter=2, **CONV).fit(X)
+    assert est.loss_curve_[0] < cold.loss_curve_[0]

@@ -112,7 +112,7 @@ def test_contractive_and_denoising_with_user_modules(digits):
 def test_stacked_user_modules_fine_tune_only(digits):
     X = digits[0][:200]
     encoder, decoder = _pair()
-    with pytest.raises(ValueError, match="pretrain_max_iter=0"):
+    with pytest.raises(ValueError, match="user-supplied module set pretrain_max_iter=0"):
         StackedAE(4, encoder=encoder, decoder=decoder, device="cpu").fit(X)
     est = StackedAE(4, encoder=encoder, decoder=decoder, pretrain_max_iter=0, max_iter=3,
                     device="cpu", random_state=0).fit(X)
