@@ -29,7 +29,8 @@ def _conv_stage(est, conv, deconv, in_shape, out_shape, first):
     )
     decoder = nn.Sequential(nn.Unflatten(1, out_shape), copy.deepcopy(deconv), nn.Flatten())
     n_in = int(torch.Size(in_shape).numel())
-    return ModularAutoencoder(encoder, decoder, n_in, 1, output_activation=_stage_output(est, first))
+    output = _stage_output(est, first)
+    return ModularAutoencoder(encoder, decoder, n_in, 1, output_activation=output)
 
 
 def pretrain_conv(est, module, data, mean, scale):

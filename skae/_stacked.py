@@ -8,10 +8,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._base import _BaseAutoencoder, _store_params
+from ._conv_pretraining import pretrain_conv
 from ._corruption import NOISES, check_noise_level
 from ._docstrings import fill_doc
 from ._losses import ReconstructionLoss, nca_loss
-from ._conv_pretraining import pretrain_conv
 from ._pretraining import pretrain
 from ._rng import build_module
 from ._validation import (
