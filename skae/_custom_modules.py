@@ -216,10 +216,14 @@ def check_shapes(module, n_features, n_components, code_width):
     """One dry forward pass on 2 rows (eval mode, no autograd): clear errors."""
     was_training = module.training
     module.eval()
+    # Where the user's modules live (they are moved to the fit's device after).
+    device = next(module.parameters(), module.input_mean).device
     try:
         with torch.no_grad():
-            _dry_run(module.encoder, "encoder", torch.zeros(2, n_features), (2, code_width))
-            _dry_run(module.decoder, "decoder", torch.zeros(2, n_components), (2, n_features))
+            x = torch.zeros(2, n_features, device=device)
+            _dry_run(module.encoder, "encoder", x, (2, code_width))
+            z = torch.zeros(2, n_components, device=device)
+            _dry_run(module.decoder, "decoder", z, (2, n_features))
     finally:
         module.train(was_training)
 
