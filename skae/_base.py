@@ -362,8 +362,8 @@ class _BaseAutoencoder(
         For ``loss='squared_error'`` it is ``-sum_j (x_j - x_hat_j)^2`` in the
         units of X; for ``'log_loss'`` the negative summed binary
         cross-entropy; for ``'poisson'`` the log-probability of the counts,
-        ``sum_j x_j log r_j - r_j - log(x_j!)`` with rates ``r``. Low values flag samples the model reconstructs badly,
-        e.g. outliers.
+        ``sum_j x_j log r_j - r_j - log(x_j!)`` with rates ``r``. Low
+        values flag samples the model reconstructs badly, e.g. outliers.
 
         Parameters
         ----------
