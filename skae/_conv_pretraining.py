@@ -15,7 +15,7 @@ from torch import nn
 
 from ._custom_modules import ModularAutoencoder
 from ._modules import ACTIVATIONS
-from ._pretraining import _stage_output, stage_batch_size, stage_module, train_stage
+from ._pretraining import stage_batch_size, stage_module, stage_output, train_stage
 from ._sparse import encode_rows
 
 _CONV = (nn.Conv1d, nn.Conv2d)
@@ -29,7 +29,7 @@ def _conv_stage(est, conv, deconv, in_shape, out_shape, first):
     )
     decoder = nn.Sequential(nn.Unflatten(1, out_shape), copy.deepcopy(deconv), nn.Flatten())
     n_in = int(torch.Size(in_shape).numel())
-    output = _stage_output(est, first)
+    output = stage_output(est, first)
     return ModularAutoencoder(encoder, decoder, n_in, 1, output_activation=output)
 
 

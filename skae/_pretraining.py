@@ -40,12 +40,12 @@ def stage_module(est, n_in, n_out, first, last):
         n_out,
         hidden_layer_sizes=(),
         code_activation=est.code_activation if last else est.activation,
-        output_activation=_stage_output(est, first),
+        output_activation=stage_output(est, first),
         tied_weights=est.tied_weights,
     )
 
 
-def _stage_output(est, first):
+def stage_output(est, first):
     """The first stage rebuilds X (the estimator's output); the others codes."""
     return est._output_activation if first else est.activation
 
@@ -104,7 +104,7 @@ def train_stage(est, stage, data, H, stats, first, batch_size, label):
     """
     objective = _stage_objective(est, data, H, *stats, first)
     net = _training.make_net(
-        stage, objective, est, str(H.device), objective._loss_name, _stage_output(est, first)
+        stage, objective, est, str(H.device), objective._loss_name, stage_output(est, first)
     )
     if est.verbose and _distributed.is_lead():
         print(f"Pretraining {label}")
