@@ -144,3 +144,12 @@ def test_stacked_pretrains_the_conv_stack_layer_by_layer(digits):
     # the unpretrained network's first epoch is worse.
     cold = StackedAE(n_components=4, pretrain_max_iter=0, max_iter=2, **CONV).fit(X)
     assert est.loss_curve_[0] < cold.loss_curve_[0]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_onnx_export_of_a_conv_stack_is_a_clear_error(digits):
+    skl2onnx = pytest.importorskip("skl2onnx")
+    X = digits[0][:50].astype(np.float32)
+    ae = AutoencoderTransformer(n_components=2, max_iter=1, **CONV).fit(X)
+    with pytest.raises(TypeError, match="not a skae MLP autoencoder"):
+        skl2onnx.to_onnx(ae, X[:1])
