@@ -82,3 +82,31 @@ def test_sparse_poisson_refuses_non_counts():
     X = sp.csr_matrix(_counts() + 0.5 * (_counts() > 0))
     with pytest.raises(ValueError, match="non-integer"):
         AutoencoderTransformer(3, loss="poisson", **FAST).fit(X)
+
+
+@pytest.fixture
+def world_of_one(tmp_path):
+    dist = pytest.importorskip("torch.distributed")
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("torch.distributed with gloo is not available")
+    dist.init_process_group(
+        "gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1
+    )
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [dict(loss="poisson"), dict(encoder="conv", input_shape=(1, 4, 4), conv_channels=(2,))],
+    ids=["poisson", "conv"],
+)
+def test_sparse_input_trains_data_parallel(world_of_one, params):
+    X = _counts(60, 16)
+    kw = dict(FAST, shuffle=False, **params)
+    ddp = AutoencoderTransformer(3, distributed=True, **kw).fit(sp.csr_matrix(X))
+    plain = AutoencoderTransformer(3, **kw).fit(X)
+    np.testing.assert_allclose(ddp.loss_curve_, plain.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(ddp.transform(X), plain.transform(X), rtol=1e-4, atol=1e-5)
