@@ -215,6 +215,11 @@ class SemanticHashing(_BaseAutoencoder):
         device="auto",
         callbacks=None,
         distributed=False,
+        encoder=None,
+        decoder=None,
+        input_shape=None,
+        conv_channels=(32, 64),
+        kernel_size=3,
         binarization="noise",
         noise_std=4.0,
         balance_weight=1.0,
@@ -224,6 +229,15 @@ class SemanticHashing(_BaseAutoencoder):
     # ------------------------------------------------------------------
     # hooks
     # ------------------------------------------------------------------
+    def _check_params(self, X):
+        super()._check_params(X)
+        if self.encoder is not None or self.decoder is not None:
+            raise ValueError(
+                "SemanticHashing trains its own fully connected network with a "
+                "binary code; encoder and decoder must be None, got "
+                f"encoder={self.encoder!r}, decoder={self.decoder!r}."
+            )
+
     def _build_module(self, n_features):
         return build_module(
             HashingAutoencoder,
