@@ -153,3 +153,15 @@ def test_onnx_export_of_a_conv_stack_is_a_clear_error(digits):
     ae = AutoencoderTransformer(n_components=2, max_iter=1, **CONV).fit(X)
     with pytest.raises(TypeError, match="not a skae MLP autoencoder"):
         skl2onnx.to_onnx(ae, X[:1])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_conv_fits_are_reproducible_and_leave_torch_rng_alone(digits):
+    X = digits[0][:100]
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = AutoencoderTransformer(n_components=2, max_iter=2, **CONV).fit(X)
+    assert torch.equal(torch.rand(3), expected)  # the user's stream is untouched
+    b = AutoencoderTransformer(n_components=2, max_iter=2, **CONV).fit(X)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
