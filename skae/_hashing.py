@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from . import _hamming
+from . import _hamming, _modules
 from ._base import _BaseAutoencoder, _store_params
 from ._docstrings import fill_doc
-from ._modules import Autoencoder, standard_normal
+from ._modules import Autoencoder
 from ._rng import build_module
 from ._validation import (
     Integral,
@@ -54,7 +54,7 @@ class HashingAutoencoder(Autoencoder):
         if not self.training:
             code = (logits > 0).to(logits.dtype)
         elif self.binarization == "noise":
-            code = torch.sigmoid(logits + self.noise_std * standard_normal(logits))
+            code = torch.sigmoid(logits + self.noise_std * _modules.standard_normal(logits))
         else:
             prob = torch.sigmoid(logits)
             code = prob + ((logits > 0).to(prob.dtype) - prob).detach()

@@ -243,6 +243,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch (several seconds)
 @pytest.mark.parametrize("skae_first", [True, False], ids=["skae-first", "skl2onnx-first"])
 def test_registered_whichever_is_imported_first(skae_first):
     """to_onnx works after import skae, which does not import skl2onnx itself."""
@@ -271,6 +272,7 @@ def test_stacked_supervised_converts_encoder(digits, fine_tune):
     assert_allclose(converted(est, X32), est.transform(X32), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch (several seconds)
 def test_import_skae_without_skl2onnx():
     """With skl2onnx unimportable, import skae neither fails nor warns."""
     code = """
