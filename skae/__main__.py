@@ -23,7 +23,7 @@ def _error(model, X):
     return float(((X - model.inverse_transform(model.transform(X))) ** 2).sum(1).mean())
 
 
-def main(argv=None):
+def _parser():
     parser = argparse.ArgumentParser(
         prog="python -m skae",
         description=__doc__.strip(),
@@ -50,8 +50,11 @@ def main(argv=None):
         metavar="K",
         help="code widths to compare; the figure needs 2 (default: 2 5 10)",
     )
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
     print(f"digits: {X_train.shape[0]} train / {X_test.shape[0]} test images, 64 pixels")
@@ -85,8 +88,12 @@ def main(argv=None):
             f"{_error(ae, X_test):>10.1f} {t_ae:>10.2f}"
         )
 
-    if 2 not in models:
-        return
+    if 2 in models:
+        _figure(models[2], X_test, y_test, args.output)
+
+
+def _figure(models, X_test, y_test, output):
+    """The 2-D codes of PCA and the autoencoder side by side, as a PNG."""
     try:
         import matplotlib
 
@@ -98,7 +105,7 @@ def main(argv=None):
     from skae import LatentSpaceDisplay
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
-    for ax, model, title in zip(axes, models[2], ("PCA", "AutoencoderTransformer")):
+    for ax, model, title in zip(axes, models, ("PCA", "AutoencoderTransformer")):
         LatentSpaceDisplay.from_estimator(
             model,
             X_test,
@@ -111,8 +118,8 @@ def main(argv=None):
     fig.suptitle(
         "2-D codes of held-out digits (error: sum of squared pixel errors per image)"
     )
-    fig.savefig(args.output, dpi=100)
-    print(f"wrote {args.output}")
+    fig.savefig(output, dpi=100)
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":

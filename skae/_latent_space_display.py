@@ -166,24 +166,8 @@ class LatentSpaceDisplay:
             Object that stores the drawn artists.
         """
         check_matplotlib(f"{type(self).__name__}.plot")
-        import matplotlib as mpl
-
         codes = np.asarray(self.codes)
-        if codes.ndim != 2 or codes.shape[1] < 2:
-            raise ValueError(
-                "LatentSpaceDisplay needs codes with at least 2 dimensions, got shape "
-                f"{codes.shape}."
-            )
-        dims = tuple(self.dims)
-        if (
-            len(dims) != 2
-            or dims[0] == dims[1]
-            or not all(isinstance(d, (int, np.integer)) and 0 <= d < codes.shape[1] for d in dims)
-        ):
-            raise ValueError(
-                f"dims must be two different ints in [0, {codes.shape[1] - 1}], got {self.dims!r}."
-            )
-        i, j = (int(d) for d in dims)
+        i, j = _checked_dims(codes, self.dims)
         kwargs = {"s": 12}
         kwargs.update(scatter_kwargs or {})
         ax = new_axes(ax, figsize=(6.4, 5.0))
@@ -201,24 +185,10 @@ class LatentSpaceDisplay:
                 self.scatter_ = ax.scatter(codes[:, i], codes[:, j], c=labels, cmap=cmap, **kwargs)
                 ticks = None
             else:
-                classes, index = np.unique(labels, return_inverse=True)
-                k = classes.size
-                if cmap is None:
-                    cmap = "tab10" if k <= 10 else "tab20" if k <= 20 else "viridis"
-                # k colours and bins centred on 0, 1, ..., k-1: each tick sits
-                # in the middle of its class's colour.
-                base = mpl.colormaps[cmap] if isinstance(cmap, str) else cmap
-                if isinstance(base, mpl.colors.ListedColormap) and base.N >= k:
-                    cmap = mpl.colors.ListedColormap(base.colors[:k])  # tab10's first k
-                else:
-                    cmap = base.resampled(k)
-                norm = mpl.colors.BoundaryNorm(np.arange(k + 1) - 0.5, k)
+                index, cmap, norm, ticks = _class_colours(labels, cmap)
                 self.scatter_ = ax.scatter(
                     codes[:, i], codes[:, j], c=index, cmap=cmap, norm=norm, **kwargs
                 )
-                # At most about 20 labelled ticks, still on class centres.
-                step = -(-k // 20)
-                ticks = (np.arange(0, k, step), [str(c) for c in classes[::step]])
             if colorbar:
                 fig = ax.figure
                 self.colorbar_ = fig.colorbar(self.scatter_, ax=ax)
@@ -234,3 +204,45 @@ class LatentSpaceDisplay:
         self.ax_ = ax
         self.figure_ = ax.figure
         return self
+
+
+def _checked_dims(codes, dims):
+    """The two code dimensions to plot, as ints, checked against ``codes``."""
+    if codes.ndim != 2 or codes.shape[1] < 2:
+        raise ValueError(
+            "LatentSpaceDisplay needs codes with at least 2 dimensions, got shape "
+            f"{codes.shape}."
+        )
+    dims = tuple(dims)
+    if (
+        len(dims) != 2
+        or dims[0] == dims[1]
+        or not all(isinstance(d, (int, np.integer)) and 0 <= d < codes.shape[1] for d in dims)
+    ):
+        raise ValueError(
+            f"dims must be two different ints in [0, {codes.shape[1] - 1}], got {dims!r}."
+        )
+    return int(dims[0]), int(dims[1])
+
+
+def _class_colours(labels, cmap):
+    """Class index per point, a k-colour map, its norm and the colour-bar ticks.
+
+    k colours and bins centred on 0, 1, ..., k-1: each tick sits in the
+    middle of its class's colour; at most about 20 ticks are labelled.
+    """
+    import matplotlib as mpl
+
+    classes, index = np.unique(labels, return_inverse=True)
+    k = classes.size
+    if cmap is None:
+        cmap = "tab10" if k <= 10 else "tab20" if k <= 20 else "viridis"
+    base = mpl.colormaps[cmap] if isinstance(cmap, str) else cmap
+    if isinstance(base, mpl.colors.ListedColormap) and base.N >= k:
+        cmap = mpl.colors.ListedColormap(base.colors[:k])  # tab10's first k
+    else:
+        cmap = base.resampled(k)
+    norm = mpl.colors.BoundaryNorm(np.arange(k + 1) - 0.5, k)
+    step = -(-k // 20)
+    ticks = (np.arange(0, k, step), [str(c) for c in classes[::step]])
+    return index, cmap, norm, ticks

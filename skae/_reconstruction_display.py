@@ -156,8 +156,6 @@ default=None
             Object that stores the computed values and the drawn artists.
         """
         check_matplotlib(f"{type(self).__name__}.plot")
-        import matplotlib.pyplot as plt
-
         X = np.asarray(self.X, dtype=float)
         X_rec = np.asarray(self.X_reconstructed, dtype=float)
         if X.ndim != 2 or X.shape != X_rec.shape:
@@ -172,27 +170,7 @@ default=None
                 f"has {X.shape[1]} features."
             )
         n = X.shape[0]
-        self.bounding_ax_ = None
-        if ax is None:
-            fig, axes = plt.subplots(2, n, figsize=(0.9 * n + 1.2, 2.3), squeeze=False)
-        elif hasattr(ax, "get_subplotspec"):
-            if ax.get_subplotspec() is None:
-                raise ValueError(
-                    "ax must be a subplot (e.g. from plt.subplots) to hold the grid of images."
-                )
-            fig = ax.figure
-            ax.set_axis_off()
-            self.bounding_ax_ = ax
-            grid = ax.get_subplotspec().subgridspec(2, n)
-            axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(n)] for r in range(2)])
-        else:
-            axes = np.asarray(ax, dtype=object)
-            if axes.shape != (2, n):
-                raise ValueError(
-                    f"ax must be one Axes or an array of Axes of shape (2, {n}), got "
-                    f"shape {axes.shape}."
-                )
-            fig = axes[0, 0].figure
+        fig, axes, self.bounding_ax_ = _image_grid(ax, n)
         vmin = float(X.min()) if vmin is None else vmin
         vmax = float(X.max()) if vmax is None else vmax
         self.errors_ = ((X - X_rec) ** 2).sum(axis=1)
@@ -219,3 +197,33 @@ default=None
 
 # ----------------------------------------------------------------------
 # Loss curves
+
+
+def _image_grid(ax, n):
+    """``(figure, axes of shape (2, n), bounding axes or None)`` for ``ax``.
+
+    ``ax`` is None (a new figure), one subplot (the grid is drawn inside it)
+    or an array of axes of shape ``(2, n)``.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, axes = plt.subplots(2, n, figsize=(0.9 * n + 1.2, 2.3), squeeze=False)
+        return fig, axes, None
+    if hasattr(ax, "get_subplotspec"):
+        if ax.get_subplotspec() is None:
+            raise ValueError(
+                "ax must be a subplot (e.g. from plt.subplots) to hold the grid of images."
+            )
+        fig = ax.figure
+        ax.set_axis_off()
+        grid = ax.get_subplotspec().subgridspec(2, n)
+        axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(n)] for r in range(2)])
+        return fig, axes, ax
+    axes = np.asarray(ax, dtype=object)
+    if axes.shape != (2, n):
+        raise ValueError(
+            f"ax must be one Axes or an array of Axes of shape (2, {n}), got "
+            f"shape {axes.shape}."
+        )
+    return axes[0, 0].figure, axes, None
