@@ -104,7 +104,12 @@ random_state : int, RandomState instance or None, default=None
     global generator is left untouched.
 
 verbose : int, default=0
-    0 prints nothing; 1 or more prints one line per epoch.
+    0 prints nothing; 1 shows progress over epochs (elapsed time, an upper
+    bound on the time left, the best epoch) and a one-line summary: epochs
+    run, the best epoch, the time and why training stopped; 2 or more print
+    a table, one row per epoch. ``train_error`` is the training
+    reconstruction error in the units of :meth:`score` (see
+    ``skae._logging`` for every column). Output goes to stdout.
 
 warm_start : bool, default=False
     Continue training the existing network when ``fit`` is called again

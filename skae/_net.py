@@ -41,10 +41,11 @@ import warnings
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EpochTimer, PrintLog
+from skorch.callbacks import Callback, EarlyStopping, EpochTimer
 from skorch.utils import TeeGenerator
 
 from ._batches import BatchIterator, TensorData
+from ._logging import BestFlags, TrainingLog
 from ._stopping import StoppingRule, _StopTraining
 
 
@@ -127,8 +128,9 @@ class AutoencoderNet(NeuralNet):
 
     # -- callbacks ----------------------------------------------------------
     def get_default_callbacks(self):
-        # Why: MLP's stopping rule always, skorch's log only when verbose.
+        # Why: MLP's stopping rule always, skae's log only when verbose.
         callbacks = [
+            ("best_flags", BestFlags()),
             (
                 "stopping",
                 StoppingRule(
@@ -141,7 +143,7 @@ class AutoencoderNet(NeuralNet):
         if self.verbose:
             callbacks += [
                 ("epoch_timer", EpochTimer()),
-                ("print_log", PrintLog(keys_ignored=["valid_score"])),
+                ("print_log", TrainingLog(verbose=self.verbose)),
             ]
         return callbacks
 
@@ -220,6 +222,11 @@ class AutoencoderNet(NeuralNet):
         dp = self._data_parallel
         mean = (total / n_seen).item() if dp is None else dp.epoch_mean(total, n_seen)
         self.history.record(prefix + "_loss", mean)
+        # One summary row under 'batches' per phase (skorch's Checkpoint
+        # formats file names from the last batch row).
+        self.history.new_batch()
+        self.history.record_batch(prefix + "_loss", mean)
+        self.history.record_batch(prefix + "_batch_size", n_seen)
 
     # -- data-parallel training (skae._distributed sets _data_parallel) ------
     _data_parallel = None
@@ -309,10 +316,27 @@ class AutoencoderNet(NeuralNet):
         # Why: skip unheard per-batch events; snapshot each finished epoch.
         if method_name in _PER_BATCH_EVENTS and not self.__dict__.get("_per_batch", True):
             return  # no callback listens (and no one reads per-batch history)
-        super().notify(method_name, **cb_kwargs)
-        if method_name == "on_epoch_end":
-            # Every callback has run: the epoch is finished.
-            self._save_epoch_state()
+        if method_name != "on_epoch_end":
+            return super().notify(method_name, **cb_kwargs)
+        # A stop (the rule's, or skorch's EarlyStopping, which raises
+        # KeyboardInterrupt) waits until every callback saw the epoch:
+        # Checkpoint and the log must see the last one too.
+        self.on_epoch_end(self, **cb_kwargs)
+        stop = None
+        for name, cb in self.callbacks_:
+            try:
+                cb.on_epoch_end(self, **cb_kwargs)
+            except _StopTraining as exc:
+                stop = stop or exc
+            except KeyboardInterrupt:
+                if not isinstance(cb, EarlyStopping):
+                    raise
+                stop, self.stopped_by_ = stop or _StopTraining(), name
+                self.stopping_rule.stopped_ = True  # a normal end: no ConvergenceWarning
+        if stop is not None:
+            raise stop
+        # Every callback has run: the epoch is finished.
+        self._save_epoch_state()
 
     @property
     def stopping_rule(self):
@@ -348,7 +372,7 @@ class AutoencoderNet(NeuralNet):
         """
         if not self.initialized_:
             self.initialize()
-        self.interrupted_ = False
+        self.interrupted_, self.stopped_by_ = False, None
         self.notify("on_train_begin", X=X, y=y)
         self._save_epoch_state()
         try:

@@ -31,8 +31,26 @@ class ReconstructionObjective:
         """
         loss = self._reconstruction_loss(net, x, output).mean()
         penalty = self._penalty(net, x, output)
+        parts = net.__dict__.get("loss_parts_")  # set by the verbose log only
+        if parts is not None and net.module_.training:
+            with torch.no_grad():
+                parts.add(self._loss_parts(net, x, y, output), len(x))
         # No penalty: no scalar add (one kernel launch a step on a GPU).
         return loss if isinstance(penalty, float) and penalty == 0.0 else loss + penalty
+
+    def _loss_parts(self, net, x, y, output):
+        """Per-sample terms for the training log, in the units of ``score``.
+
+        ``train_error``: minus the :meth:`_score_samples_model` of the batch
+        as trained on (the squared error in the units of X, or the summed
+        binary cross-entropy). Called only when ``verbose`` is set.
+        """
+        module = net.module_
+        decoded = output[0]
+        if self._loss_name == "log_loss":
+            return {"train_error": ReconstructionLoss("log_loss")(decoded, x)}
+        diff = (module.output_activation(decoded) - x) * module.input_scale
+        return {"train_error": diff.pow(2).sum(dim=1)}
 
     def _reconstruction_loss(self, net, x, output):
         """Per-sample reconstruction term (the skorch criterion's value)."""

@@ -27,6 +27,11 @@ class StageObjective(ReconstructionObjective):
         self.sparsity_weight = sparsity_weight
         self.noise, self.noise_level, self.reference = noise, noise_level, reference
 
+    def _loss_parts(self, net, x, y, output):
+        # A stage rebuilds normalised data or the codes below: its log shows
+        # train_loss, its objective, only.
+        return {}
+
     def _corrupt(self, x):
         if self.noise is None:
             return x

@@ -364,6 +364,9 @@ default='reconstruction'
         if self.pretrain_max_iter:
             greedy = pretrain_conv if "conv" in (self.encoder, self.decoder) else pretrain
             self.pretrain_loss_curves_ = greedy(self, module, data, mean, scale)
+        if self.verbose:
+            sizes = "-".join(map(str, (data.X.shape[1], *self._hidden_sizes(), self.n_components)))
+            print(f"Fine-tuning the stack {sizes} end to end ({self.fine_tune})")
         return module
 
     # ------------------------------------------------------------------
@@ -391,6 +394,12 @@ default='reconstruction'
         if self._supervised:
             loss = loss + self._task_loss(net.module_, output[1], y).mean()
         return loss
+
+    def _loss_parts(self, net, x, y, output):
+        parts = super()._loss_parts(net, x, y, output)
+        if self._supervised:
+            parts["train_task"] = self._task_loss(net.module_, output[1], y)
+        return parts
 
     def _score_samples_model(self, module, x, y=None):
         """Per-sample score: minus the reconstruction error, or the task's.

@@ -271,6 +271,12 @@ class VariationalAE(_BaseAutoencoder):
         kl = gaussian_kl(mean, log_var).mean()
         return super()._loss(net, x, x_in, y, output) + self.beta * kl
 
+    def _loss_parts(self, net, x, y, output):
+        # -E_q[log p(x|z)] (one draw) and the KL, in nats: minus the ELBO.
+        decoded, mean, log_var = output
+        rec = -self._log_likelihood(net.module_, decoded, x)
+        return {"train_rec": rec, "train_kl": gaussian_kl(mean, log_var)}
+
     def _score_samples_model(self, module, x, y=None):
         """Per-sample ELBO (beta = 1) with the fixed draws of the Notes."""
         mean, log_var = module.posterior(x)

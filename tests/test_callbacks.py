@@ -1,0 +1,202 @@
+"""skorch's standard callbacks through ``callbacks=``, and the verbose log."""
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import (
+    Callback,
+    Checkpoint,
+    EarlyStopping,
+    GradientNormClipping,
+    LoadInitState,
+    LRScheduler,
+    ProgressBar,
+)
+from sklearn.exceptions import ConvergenceWarning
+
+from skae import AutoencoderTransformer, StackedAE, VariationalAE
+from skae._logging import TrainingLog
+
+CPU = {"device": "cpu", "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def X():
+    rng = np.random.RandomState(0)
+    return rng.normal(size=(120, 8)) @ rng.normal(size=(8, 8))
+
+
+def _fit(est, X, y=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X, y)
+
+
+def test_history_has_the_keys_skorch_callbacks_monitor(X):
+    est = _fit(AutoencoderTransformer(max_iter=4, early_stopping=True, **CPU), X)
+    rows = est._net.history
+    assert all("train_loss_best" in r and "valid_loss_best" in r for r in rows)
+    valid = [r["valid_loss"] for r in rows]
+    flags = [r["valid_loss_best"] for r in rows]
+    assert flags == [v == min(valid[: i + 1]) for i, v in enumerate(valid)]
+
+
+def test_checkpoint_writes_files_that_load_into_an_equal_module(X, tmp_path):
+    cp = Checkpoint(dirname=str(tmp_path), monitor="valid_loss_best")
+    est = _fit(
+        AutoencoderTransformer(max_iter=6, tol=0.0, early_stopping=True, callbacks=[cp], **CPU),
+        X,
+    )
+    assert (tmp_path / "params.pt").exists() and (tmp_path / "history.json").exists()
+    saved = torch.load(tmp_path / "params.pt", weights_only=True)
+    # The checkpoint holds the best epoch, whose weights early stopping restored.
+    state = est.module_.state_dict()
+    assert saved.keys() == state.keys()
+    for key in state:
+        torch.testing.assert_close(saved[key], state[key])
+
+
+def test_checkpoint_without_a_hold_out_monitors_the_training_loss(X, tmp_path):
+    cp = Checkpoint(dirname=str(tmp_path), monitor="train_loss_best")
+    est = _fit(AutoencoderTransformer(max_iter=3, tol=0.0, callbacks=[cp], **CPU), X)
+    assert (tmp_path / "params.pt").exists()
+    # The last epoch is checkpointed too (the stop waits for every callback).
+    assert [r["event_cp"] for r in est._net.history] == [True] * 3
+
+
+def test_load_init_state_restores_the_checkpoint(X, tmp_path):
+    cp = Checkpoint(dirname=str(tmp_path), monitor=None)
+    first = _fit(AutoencoderTransformer(max_iter=5, tol=0.0, callbacks=[cp], **CPU), X)
+    start = {}
+
+    class Start(Callback):
+        def on_train_begin(self, net, **kwargs):
+            start.update({k: v.clone() for k, v in net.module_.state_dict().items()})
+
+    cp2 = Checkpoint(dirname=str(tmp_path), monitor=None)
+    second = AutoencoderTransformer(
+        max_iter=1, callbacks=[LoadInitState(cp2), Start()], random_state=1, device="cpu"
+    )
+    _fit(second, X)
+    # Training starts from the checkpoint's weights, not from the fresh
+    # initialisation of random_state=1, and the history continues.
+    for key, value in first.module_.state_dict().items():
+        torch.testing.assert_close(start[key], value)
+    assert len(second._net.history) == 6
+
+
+def test_lr_scheduler_changes_the_learning_rate(X):
+    seen = []
+
+    class Watch(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            seen.append(net.optimizer_.param_groups[0]["lr"])
+
+    sched = LRScheduler(policy="StepLR", step_size=2, gamma=0.5)
+    _fit(AutoencoderTransformer(max_iter=6, tol=0.0, callbacks=[sched, Watch()], **CPU), X)
+    assert seen == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
+
+
+def test_early_stopping_stops_at_the_expected_epoch(X):
+    class Loss(Callback):
+        # A validation loss that is best at epoch 3, then worse.
+        def on_epoch_end(self, net, **kwargs):
+            epoch = len(net.history)
+            net.history.record("fake_loss", abs(epoch - 3.0))
+
+    es = EarlyStopping(monitor="fake_loss", patience=2, threshold=0.0, sink=lambda *a: None)
+    est = AutoencoderTransformer(max_iter=50, tol=0.0, callbacks=[Loss(), es], **CPU)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither "interrupted" nor ConvergenceWarning
+        est.fit(X)
+    # Best at 3; epochs 4 and 5 miss; the stop comes at the end of epoch 5.
+    assert est.n_iter_ == 5
+    assert len(est._net.history) == 5
+
+
+def test_gradient_norm_clipping_bounds_the_gradient(X):
+    norms = []
+
+    class Norm(Callback):
+        def on_grad_computed(self, net, named_parameters, **kwargs):
+            grads = [p.grad for _, p in named_parameters if p.grad is not None]
+            norms.append(float(torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(g) for g in grads]))))
+
+    _fit(AutoencoderTransformer(max_iter=2, callbacks=[Norm()], **CPU), X)
+    assert max(norms) > 0.5  # unclipped gradients are larger than the bound
+    norms.clear()
+    clip = GradientNormClipping(gradient_clip_value=0.5)
+    _fit(AutoencoderTransformer(max_iter=2, callbacks=[clip, Norm()], **CPU), X)
+    assert len(norms) == 2 and max(norms) <= 0.5 + 1e-5
+
+
+def test_progress_bar_counts_the_batches(X, capsys):
+    pytest.importorskip("tqdm")
+    est = _fit(
+        AutoencoderTransformer(
+            max_iter=2, batch_size=30, tol=0.0, callbacks=[ProgressBar()], **CPU
+        ),
+        X,
+    )
+    bar = dict(est._net.callbacks_)["ProgressBar"].pbar_
+    assert bar.total == bar.n == 4  # 120 rows in batches of 30, every one counted
+    assert "0/4" in capsys.readouterr().err  # tqdm's bar, on stderr
+
+
+# ----------------------------------------------------------------------
+# the verbose log
+# ----------------------------------------------------------------------
+def test_verbose_one_is_a_short_progress_log_with_a_summary(X, capsys):
+    _fit(AutoencoderTransformer(max_iter=100, tol=0.0, verbose=1, **CPU), X)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 11  # a line at each tenth of max_iter, one summary
+    assert "\r" not in "".join(lines)  # no carriage returns off a tty
+    assert lines[0].startswith("epoch 10/100") and "left" in lines[0]
+    assert lines[-1].startswith("100 epochs in") and "max_iter=100 epochs reached" in lines[-1]
+
+
+def test_verbose_two_is_a_table_whose_error_is_minus_the_score(X, capsys):
+    est = _fit(AutoencoderTransformer(max_iter=3, tol=0.0, verbose=2, alpha=0.0, **CPU), X)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["epoch", "train_loss", "train_error", "dur"]
+    assert len(lines) == 5
+    row = est._net.history[-1]
+    # 'global' normalisation: the error in X's units is the loss times scale**2.
+    assert row["train_error"] == pytest.approx(row["train_loss"] * est.scale_[0] ** 2, rel=1e-4)
+
+
+def test_a_tty_gets_one_updating_line(X):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Tty()
+    log = TrainingLog(verbose=1, stream=out)
+    _fit(AutoencoderTransformer(max_iter=5, tol=0.0, callbacks=[log], **CPU), X)
+    text = out.getvalue()
+    assert text.count("\r") == 5 and text.count("\n") == 2  # bar closed, summary
+
+
+def test_the_log_names_why_training_stopped(X, capsys):
+    Xc = np.zeros((40, 3))  # nothing to learn: the rule stops after 11 epochs
+    _fit(AutoencoderTransformer(max_iter=50, verbose=1, **CPU), Xc)
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert "did not improve by tol=0.0001 for 10 epochs" in last
+
+
+def test_vae_and_stacked_logs(X, capsys):
+    _fit(VariationalAE(max_iter=2, verbose=2, **CPU), X)
+    assert capsys.readouterr().out.splitlines()[0].split()[1:4] == [
+        "train_loss", "train_rec", "train_kl",
+    ]
+    y = (X[:, 0] > 0).astype(int)
+    _fit(StackedAE(max_iter=2, pretrain_max_iter=1, hidden_layer_sizes=(4,),
+                   fine_tune="nca", verbose=2, **CPU), X, y)
+    out = capsys.readouterr().out
+    assert "Pretraining layer 1/2: 8-4" in out and "Pretraining layer 2/2: 4-2" in out
+    assert "Fine-tuning the stack 8-4-2 end to end (nca)" in out
+    assert "train_task" in out.split("Fine-tuning")[1]
