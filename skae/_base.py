@@ -24,6 +24,7 @@ from ._faults import allocation_errors, check_normalised, fit_guard, low_if_nan
 from ._inference import InferenceCache, run
 from ._modules import Autoencoder
 from ._objective import ReconstructionObjective
+from ._pca_compat import PCACompatMixin
 from ._poisson import check_counts
 from ._rng import build_module
 from ._settings import ResolvedSettings
@@ -51,6 +52,7 @@ def _store_params(estimator, params):
 
 
 class _BaseAutoencoder(
+    PCACompatMixin,
     ReconstructionObjective,
     ResolvedSettings,
     FittedStateMixin,
@@ -387,9 +389,8 @@ class _BaseAutoencoder(
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` (higher is better).
 
-        This lets ``GridSearchCV`` rank autoencoders without a ``scoring``
-        argument, as it does for :class:`~sklearn.decomposition.PCA`.
-
+        It compares fits of one code size; a larger code always scores
+        higher, so it cannot choose ``n_components`` (see Coming from PCA).
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)

@@ -421,6 +421,6 @@ default='reconstruction'
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        # y is optional: only the supervised fine-tuning modes use it.
-        tags.target_tags.required = False
+        # y is required exactly when fine-tuning is supervised.
+        tags.target_tags.required = self._supervised
         return tags

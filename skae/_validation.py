@@ -6,11 +6,12 @@ scikit-learn touches only this file.
 """
 
 import functools
+import inspect
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
+from sklearn.base import _fit_context as _sklearn_fit_context
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -33,6 +34,42 @@ __all__ = [
     "resolve_device",
     "validate_data",
 ]
+
+
+def _fit_context(*, prefer_skip_nested_validation):
+    """scikit-learn's ``_fit_context``, and call errors that name the public class.
+
+    A ``fit`` inherited from the private base would otherwise fail with
+    "_BaseAutoencoder.fit() got an unexpected keyword argument ..."; the
+    error names the estimator's class, as scikit-learn's own estimators'
+    errors do, and says how to weight samples without ``sample_weight``.
+    """
+
+    def decorator(fit_method):
+        wrapped = _sklearn_fit_context(
+            prefer_skip_nested_validation=prefer_skip_nested_validation
+        )(fit_method)
+        signature = inspect.signature(fit_method)
+
+        @functools.wraps(fit_method)
+        def checked(estimator, *args, **kwargs):
+            try:
+                signature.bind(estimator, *args, **kwargs)
+            except TypeError as exc:
+                hint = ""
+                if "sample_weight" in kwargs:
+                    hint = (
+                        "; skae does not weight samples: repeat or resample the rows "
+                        "instead (e.g. X[rng.choice(n, size=n, p=w / w.sum())])"
+                    )
+                raise TypeError(
+                    f"{type(estimator).__name__}.{fit_method.__name__}(): {exc}{hint}."
+                ) from None
+            return wrapped(estimator, *args, **kwargs)
+
+        return checked
+
+    return decorator
 
 
 def resolve_device(device):
