@@ -12,6 +12,7 @@ import warnings
 from sklearn.utils._param_validation import InvalidParameterError
 
 from ._base import _BaseAutoencoder
+from ._callback_codec import decode_callbacks
 from ._persistence import read
 from ._validation import check_device_name, check_hidden_sizes, map_location, resolve_device
 
@@ -138,7 +139,10 @@ def _new_estimator(saved, where):
             f"{where} sets parameters {unknown} that {name} does not have "
             "(written by a different skae version?)."
         )
-    estimator = cls(**saved.params)
+    params = dict(saved.params)
+    if "callbacks" in params:
+        params["callbacks"] = decode_callbacks(params["callbacks"], where)
+    estimator = cls(**params)
     try:
         estimator._validate_params()
         check_device_name(estimator.device)

@@ -245,13 +245,7 @@ def _checksum(array):
 def write(path, class_name, params, state):
     """Write one model file: ``params`` and the fitted ``state`` of a
     ``class_name`` estimator (see ``_get_fitted_state``)."""
-    if params.get("callbacks"):
-        raise ValueError(
-            "callbacks cannot be saved: they are arbitrary Python objects, and a "
-            "skae file holds no code. Clear them before saving, e.g. "
-            "est.set_params(callbacks=None).save(path); the trained model is "
-            "unaffected."
-        )
+    # ``callbacks`` arrive as plain data (skae._callback_codec).
     encode = _Encoder()
     header = {
         "format": FORMAT,

@@ -12,6 +12,7 @@ import warnings
 import torch
 
 from . import _filecheck, _persistence
+from ._callback_codec import encode_callbacks
 from ._inference import InferenceCache
 from ._validation import check_is_fitted, map_location
 
@@ -138,11 +139,13 @@ class FittedStateMixin:
         checksums. :func:`skae.load` rebuilds the estimator from it and never
         runs code from the file, so a model from an untrusted source is safe
         to load. Outputs after loading are identical; a model fitted on a GPU
-        loads on a CPU-only machine. ``callbacks`` (arbitrary objects) cannot
-        be saved: set them to None first. Nor can a model with a user-supplied
-        ``encoder``/``decoder`` module (its class cannot be rebuilt without
-        running code): pickle it instead. The built-in networks (fully
-        connected, ``encoder='conv'``) save and load.
+        loads on a CPU-only machine. ``callbacks`` are saved when they are
+        skorch's built-in callbacks with plain parameters (see
+        ``skae._callback_codec``); others raise a ValueError that names them.
+        A model with a user-supplied ``encoder``/``decoder`` module cannot be
+        saved (its class cannot be rebuilt without running code): pickle it
+        instead. The built-in networks (fully connected, ``encoder='conv'``)
+        save and load.
 
         Parameters
         ----------
@@ -171,6 +174,7 @@ class FittedStateMixin:
                 "be rebuilt without running its code. Pickle the estimator "
                 "(pickle/joblib) instead, from a trusted source only."
             )
+        params["callbacks"] = encode_callbacks(params.get("callbacks"))
         _persistence.write(path, cls.__name__, params, self._get_fitted_state())
 
 

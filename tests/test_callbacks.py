@@ -200,3 +200,67 @@ def test_vae_and_stacked_logs(X, capsys):
     assert "Pretraining layer 1/2: 8-4" in out and "Pretraining layer 2/2: 4-2" in out
     assert "Fine-tuning the stack 8-4-2 end to end (nca)" in out
     assert "train_task" in out.split("Fine-tuning")[1]
+
+
+# ----------------------------------------------------------------------
+# save / load with callbacks
+# ----------------------------------------------------------------------
+def test_save_stores_skorch_callbacks_and_load_rebuilds_them(X, tmp_path):
+    import skae
+
+    callbacks = [
+        ("cp", Checkpoint(dirname="ckpt", monitor="train_loss_best")),
+        LRScheduler(policy="StepLR", step_size=2, gamma=0.5),
+        EarlyStopping(monitor="train_loss", patience=3),
+        GradientNormClipping(gradient_clip_value=1.0),
+        LoadInitState(Checkpoint(dirname="other")),
+        ProgressBar(),
+    ]
+    est = _fit(AutoencoderTransformer(max_iter=2, callbacks=callbacks[1:4], **CPU), X)
+    est.set_params(callbacks=callbacks)
+    est.save(tmp_path / "m.skae")
+    loaded = skae.load(tmp_path / "m.skae")
+    rebuilt = loaded.callbacks
+    assert [type(c[1] if isinstance(c, tuple) else c) for c in rebuilt] == [
+        type(c[1] if isinstance(c, tuple) else c) for c in callbacks
+    ]
+    assert rebuilt[0][0] == "cp" and rebuilt[0][1].get_params() == callbacks[0][1].get_params()
+    for old, new in zip(callbacks[1:4], rebuilt[1:4]):
+        assert new.get_params() == old.get_params()
+    assert rebuilt[4].checkpoint.dirname == "other"
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+
+
+def test_save_names_the_callbacks_it_cannot_store(X, tmp_path):
+    est = _fit(AutoencoderTransformer(max_iter=1, **CPU), X)
+
+    class Mine(Callback):
+        pass
+
+    cases = [
+        (Mine(), "is a .*Mine; .*only skorch's"),
+        (EarlyStopping(monitor=lambda net: 0.0), "parameter monitor=.*not plain data"),
+        (LRScheduler(policy=torch.optim.lr_scheduler.StepLR, step_size=1), "policy='StepLR'"),
+        (Checkpoint(dirname=str(tmp_path)), "relative paths"),
+    ]
+    for cb, match in cases:
+        with pytest.raises(ValueError, match=match):
+            est.set_params(callbacks=[cb]).save(tmp_path / "m.skae")
+    assert not (tmp_path / "m.skae").exists()
+
+
+def test_load_refuses_callbacks_outside_the_allow_list():
+    from skae._callback_codec import decode_callbacks
+
+    bad = [
+        ([{"class": "os.system", "params": {}}], "not one of"),
+        ([{"class": "Checkpoint", "params": {"dirname": "/etc"}}], "relative paths"),
+        ([{"class": "Checkpoint", "params": {"dirname": "../up"}}], "relative paths"),
+        ([{"class": "LRScheduler", "params": {"policy": "sys"}}], "not a torch"),
+        ([{"class": "EarlyStopping", "params": {"nope": 1}}], "no parameter 'nope'"),
+        ([{"class": "LoadInitState", "params": {"checkpoint": {"class": "EpochTimer",
+                                                               "params": {}}}}], "Checkpoint"),
+    ]
+    for data, match in bad:
+        with pytest.raises(ValueError, match=match):
+            decode_callbacks(data, "'f.skae'")
