@@ -389,8 +389,8 @@ class _BaseAutoencoder(
     def score(self, X, y=None):
         """Mean of :meth:`score_samples` (higher is better).
 
-        It compares fits of one code size; a larger code always scores
-        higher, so it cannot choose ``n_components`` (see Coming from PCA).
+        A wider code always scores higher: this cannot choose n_components.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)

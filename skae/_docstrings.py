@@ -120,8 +120,14 @@ device : str, default='auto'
     CPU), 'cpu', 'cuda' or 'cuda:N'.
 
 callbacks : list of skorch callbacks or None, default=None
-    Extra :mod:`skorch.callbacks` (e.g. ``ProgressBar``, ``LRScheduler``)
-    added to the training net.
+    Extra :mod:`skorch.callbacks` (e.g. ``Checkpoint``, ``LoadInitState``,
+    ``EarlyStopping``, ``LRScheduler``, ``GradientNormClipping``,
+    ``ProgressBar``) added to the training net, after skae's own. The
+    history has ``train_loss`` and ``train_loss_best`` every epoch, and
+    ``valid_loss`` (minus :meth:`score` on the held-out rows) and
+    ``valid_loss_best`` with ``early_stopping=True``; skorch's
+    ``EarlyStopping`` ends training normally (no warning). ``save`` stores
+    skorch's built-in callbacks with plain parameters and refuses others.
 
 distributed : bool, default=False
     Data-parallel training with :mod:`torch.distributed`: inside an

@@ -123,3 +123,22 @@ def test_standard_scaler_puts_codes_on_a_unit_scale(X):
     Z = _fit(pipe, X).transform(X)
     np.testing.assert_allclose(Z.std(axis=0), 1.0, rtol=1e-6)
     np.testing.assert_allclose(Z.mean(axis=0), 0.0, atol=1e-6)
+
+
+def test_a_downstream_score_chooses_n_components():
+    """The documented way: a Pipeline's supervised score over n_components."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.RandomState(0)
+    Z = rng.normal(size=(200, 3))
+    X = Z @ rng.normal(size=(3, 8)) + 0.05 * rng.normal(size=(200, 8))
+    y = (Z[:, 0] > 0).astype(int) + 2 * (Z[:, 1] > 0)  # needs two latent directions
+    pipe = make_pipeline(
+        AutoencoderTransformer(hidden_layer_sizes=(), max_iter=60, **CPU),
+        LogisticRegression(),
+    )
+    search = GridSearchCV(pipe, {"autoencodertransformer__n_components": [1, 3]}, cv=2)
+    _fit(search, X, y)
+    assert search.best_params_ == {"autoencodertransformer__n_components": 3}
+    scores = search.cv_results_["mean_test_score"]
+    assert scores[1] > scores[0] + 0.1  # measured 0.74 against 0.57
