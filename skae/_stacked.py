@@ -309,7 +309,8 @@ default='reconstruction'
             return super()._validate_fit_data(X, y, reset)
         if y is None:
             raise ValueError(
-                f"fine_tune={self.fine_tune!r} needs the class labels y: call "
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                f"is None: fine_tune={self.fine_tune!r} needs the class labels y: call "
                 "fit(X, y), or use fine_tune='reconstruction' to fit without "
                 "labels."
             )
