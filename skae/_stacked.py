@@ -7,6 +7,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from torch import nn
 from torch.nn import functional as F
 
+from . import _distributed
 from ._base import _BaseAutoencoder, _store_params
 from ._conv_pretraining import pretrain_conv
 from ._corruption import NOISES, check_noise_level
@@ -365,7 +366,7 @@ default='reconstruction'
         if self.pretrain_max_iter:
             greedy = pretrain_conv if "conv" in (self.encoder, self.decoder) else pretrain
             self.pretrain_loss_curves_ = greedy(self, module, data, mean, scale)
-        if self.verbose:
+        if self.verbose and _distributed.is_lead():
             sizes = "-".join(map(str, (data.X.shape[1], *self._hidden_sizes(), self.n_components)))
             print(f"Fine-tuning the stack {sizes} end to end ({self.fine_tune})")
         return module
