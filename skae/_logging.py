@@ -34,6 +34,10 @@ change):
     The supervised loss on the code (cross-entropy or NCA error).
 ``valid_loss``
     Minus ``score`` on the held-out rows (``early_stopping=True`` only).
+
+``partial_fit`` (a one-epoch run) prints one line a call. In a data-parallel fit only rank 0
+prints, and the ``train_*`` parts other than ``train_loss`` are its own
+rows' (``train_loss`` and ``valid_loss`` are averaged over the ranks).
 """
 
 import math
@@ -151,10 +155,17 @@ class TrainingLog(Callback):
         row = net.history[-1]
         for key, value in net.loss_parts_.pop().items():
             net.history.record(key, value)
+        if self._incremental(net):
+            return  # partial_fit: one line at the end of the call
         if self.verbose >= 2:
             self._table_row(net, row)
         else:
             self._progress(net, row)
+
+    def _incremental(self, net):
+        # partial_fit (and any one-epoch run): one line, no progress display.
+        rule = dict(net.callbacks_).get("stopping")
+        return net.max_epochs == 1 or (rule is not None and not rule.active_)
 
     def _table_row(self, net, row):
         if self.columns_ is None:
@@ -189,6 +200,11 @@ class TrainingLog(Callback):
         n_epochs = len(net.history) - self.first_row_
         best = self._best_row(net)
         elapsed = _clock(time.perf_counter() - self.start_)
+        if self._incremental(net) and n_epochs:
+            row = net.history[-1]
+            cells = "  ".join(f"{c} {_fmt(row[c])}" for c in _COLUMNS if c in row)
+            self._write(f"epoch {len(net.history)}: {cells} ({elapsed})")
+            return
         if best is None:
             self._write(f"No epoch finished ({elapsed}); {self._reason(net, 0)}.")
             return
@@ -212,6 +228,4 @@ class TrainingLog(Callback):
                 f"stopped: the {what} did not improve by tol={rule.tol:g} for "
                 f"{rule.n_iter_no_change} epochs{extra}"
             )
-        if rule is not None and not rule.active_:
-            return "partial_fit: one epoch per call"
         return f"max_iter={net.max_epochs} epochs reached"

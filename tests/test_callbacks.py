@@ -1,6 +1,5 @@
-"""skorch's standard callbacks through ``callbacks=``, and the verbose log."""
+"""skorch's standard callbacks through ``callbacks=``, and saving them."""
 
-import io
 import warnings
 
 import numpy as np
@@ -17,8 +16,7 @@ from skorch.callbacks import (
 )
 from sklearn.exceptions import ConvergenceWarning
 
-from skae import AutoencoderTransformer, StackedAE, VariationalAE
-from skae._logging import TrainingLog
+from skae import AutoencoderTransformer
 
 CPU = {"device": "cpu", "random_state": 0}
 
@@ -145,61 +143,6 @@ def test_progress_bar_counts_the_batches(X, capsys):
     bar = dict(est._net.callbacks_)["ProgressBar"].pbar_
     assert bar.total == bar.n == 4  # 120 rows in batches of 30, every one counted
     assert "0/4" in capsys.readouterr().err  # tqdm's bar, on stderr
-
-
-# ----------------------------------------------------------------------
-# the verbose log
-# ----------------------------------------------------------------------
-def test_verbose_one_is_a_short_progress_log_with_a_summary(X, capsys):
-    _fit(AutoencoderTransformer(max_iter=100, tol=0.0, verbose=1, **CPU), X)
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 11  # a line at each tenth of max_iter, one summary
-    assert "\r" not in "".join(lines)  # no carriage returns off a tty
-    assert lines[0].startswith("epoch 10/100") and "left" in lines[0]
-    assert lines[-1].startswith("100 epochs in") and "max_iter=100 epochs reached" in lines[-1]
-
-
-def test_verbose_two_is_a_table_whose_error_is_minus_the_score(X, capsys):
-    est = _fit(AutoencoderTransformer(max_iter=3, tol=0.0, verbose=2, alpha=0.0, **CPU), X)
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["epoch", "train_loss", "train_error", "dur"]
-    assert len(lines) == 5
-    row = est._net.history[-1]
-    # 'global' normalisation: the error in X's units is the loss times scale**2.
-    assert row["train_error"] == pytest.approx(row["train_loss"] * est.scale_[0] ** 2, rel=1e-4)
-
-
-def test_a_tty_gets_one_updating_line(X):
-    class Tty(io.StringIO):
-        def isatty(self):
-            return True
-
-    out = Tty()
-    log = TrainingLog(verbose=1, stream=out)
-    _fit(AutoencoderTransformer(max_iter=5, tol=0.0, callbacks=[log], **CPU), X)
-    text = out.getvalue()
-    assert text.count("\r") == 5 and text.count("\n") == 2  # bar closed, summary
-
-
-def test_the_log_names_why_training_stopped(X, capsys):
-    Xc = np.zeros((40, 3))  # nothing to learn: the rule stops after 11 epochs
-    _fit(AutoencoderTransformer(max_iter=50, verbose=1, **CPU), Xc)
-    last = capsys.readouterr().out.splitlines()[-1]
-    assert "did not improve by tol=0.0001 for 10 epochs" in last
-
-
-def test_vae_and_stacked_logs(X, capsys):
-    _fit(VariationalAE(max_iter=2, verbose=2, **CPU), X)
-    assert capsys.readouterr().out.splitlines()[0].split()[1:4] == [
-        "train_loss", "train_rec", "train_kl",
-    ]
-    y = (X[:, 0] > 0).astype(int)
-    _fit(StackedAE(max_iter=2, pretrain_max_iter=1, hidden_layer_sizes=(4,),
-                   fine_tune="nca", verbose=2, **CPU), X, y)
-    out = capsys.readouterr().out
-    assert "Pretraining layer 1/2: 8-4" in out and "Pretraining layer 2/2: 4-2" in out
-    assert "Fine-tuning the stack 8-4-2 end to end (nca)" in out
-    assert "train_task" in out.split("Fine-tuning")[1]
 
 
 # ----------------------------------------------------------------------
