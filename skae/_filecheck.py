@@ -115,9 +115,9 @@ def check_optimizer_state(optimizer, saved):
 
     Every per-parameter entry must name one of the optimiser's parameters and
     hold tensors of that parameter's shape and dtype (``step``: a scalar
-    count); the hyperparameters must be this estimator's (``lr`` is
-    ``learning_rate_init``), but ``weight_decay``, which the net sets every
-    batch. Returns the state to load, with this machine's implementation keys.
+    count); the hyperparameters must be this estimator's, but
+    ``weight_decay``, which the net sets every batch, and ``lr``, which a
+    learning-rate schedule moves (any finite positive rate). Returns the state to load, with this machine's implementation keys.
     """
     if not (isinstance(saved, dict) and set(saved) == {"state", "param_groups"}):
         raise ValueError("it must hold exactly 'state' and 'param_groups'")
@@ -137,6 +137,14 @@ def check_optimizer_state(optimizer, saved):
             if key == "weight_decay":
                 if not (isinstance(value, Real) and math.isfinite(value) and value >= 0):
                     raise ValueError(f"weight_decay={value!r} is not a finite decay")
+                out[key] = float(value)
+            elif key == "lr" and value != ref[key]:
+                # A learning-rate schedule (skorch's LRScheduler) moves it.
+                if not (isinstance(value, Real) and math.isfinite(value) and value > 0):
+                    raise ValueError(
+                        f"its lr={value!r} is not learning_rate_init ({ref[key]!r}) nor "
+                        "a positive rate a schedule could have set"
+                    )
                 out[key] = float(value)
             elif value != ref[key]:
                 what = "learning_rate_init" if key == "lr" else "the estimator's"

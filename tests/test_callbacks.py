@@ -172,6 +172,9 @@ def test_save_stores_skorch_callbacks_and_load_rebuilds_them(X, tmp_path):
         assert new.get_params() == old.get_params()
     assert rebuilt[4].checkpoint.dirname == "other"
     np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+    # The schedule's learning rate (halved after 2 epochs) is kept.
+    assert est._net.optimizer_.param_groups[0]["lr"] == pytest.approx(5e-4)
+    assert loaded._net.optimizer_.param_groups[0]["lr"] == pytest.approx(5e-4)
 
 
 def test_save_names_the_callbacks_it_cannot_store(X, tmp_path):
