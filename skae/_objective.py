@@ -42,15 +42,9 @@ class ReconstructionObjective:
         """Per-sample terms for the training log, in the units of ``score``.
 
         ``train_error``: minus the :meth:`_score_samples_model` of the batch
-        as trained on (the squared error in the units of X, or the summed
-        binary cross-entropy). Called only when ``verbose`` is set.
+        as trained on. Called only when ``verbose`` is set.
         """
-        module = net.module_
-        decoded = output[0]
-        if self._loss_name == "log_loss":
-            return {"train_error": ReconstructionLoss("log_loss")(decoded, x)}
-        diff = (module.output_activation(decoded) - x) * module.input_scale
-        return {"train_error": diff.pow(2).sum(dim=1)}
+        return {"train_error": self._error_in_score_units(net.module_, output[0], x)}
 
     def _reconstruction_loss(self, net, x, output):
         """Per-sample reconstruction term (the skorch criterion's value)."""
@@ -79,8 +73,12 @@ class ReconstructionObjective:
         binary cross-entropy for ``'log_loss'``, the Poisson
         log-likelihood (``log(x!)`` included) for ``'poisson'``.
         """
-        decoded = module(x)[0]
+        return -self._error_in_score_units(module, module(x)[0], x)
+
+    def _error_in_score_units(self, module, decoded, x):
+        """Per-sample reconstruction error of ``decoded`` against normalised
+        ``x``, in the units of X (minus the score)."""
         if self._loss_name in ("log_loss", "poisson"):
-            return -ReconstructionLoss(self._loss_name)(decoded, x)
+            return ReconstructionLoss(self._loss_name)(decoded, x)
         diff = (module.output_activation(decoded) - x) * module.input_scale
-        return -diff.pow(2).sum(dim=1)
+        return diff.pow(2).sum(dim=1)

@@ -368,7 +368,8 @@ default='reconstruction'
             self.pretrain_loss_curves_ = greedy(self, module, data, mean, scale)
         if self.verbose and _distributed.is_lead():
             sizes = "-".join(map(str, (data.X.shape[1], *self._hidden_sizes(), self.n_components)))
-            print(f"Fine-tuning the stack {sizes} end to end ({self.fine_tune})")
+            shape = "conv" if "conv" in (self.encoder, self.decoder) else sizes
+            print(f"Fine-tuning the {shape} stack end to end ({self.fine_tune})")
         return module
 
     # ------------------------------------------------------------------

@@ -74,7 +74,7 @@ def test_vae_and_stacked_logs(X, capsys):
                    fine_tune="nca", verbose=2, **CPU), X, y)
     out = capsys.readouterr().out
     assert "Pretraining layer 1/2: 8-4" in out and "Pretraining layer 2/2: 4-2" in out
-    assert "Fine-tuning the stack 8-4-2 end to end (nca)" in out
+    assert "Fine-tuning the 8-4-2 stack end to end (nca)" in out
     assert "train_task" in out.split("Fine-tuning")[1]
 
 
