@@ -89,7 +89,7 @@ class SemanticHashing(_BaseAutoencoder):
 
     Parameters
     ----------
-{base_parameters}
+    {base_parameters}
 
     binarization : {'noise', 'straight_through'}, default='noise'
         How training pushes the code to binary. 'noise' adds Gaussian noise
@@ -122,9 +122,9 @@ class SemanticHashing(_BaseAutoencoder):
 
     Attributes
     ----------
-{base_attributes}
+    {base_attributes}
 
-    packed_codes_ : ndarray of uint8 of shape (n_samples_fit_, ceil(n_components / 8))
+    packed_codes_ : ndarray of uint8 of shape (n_samples_fit, ceil(n_components / 8))
         The bits of the fitted rows, packed with :func:`numpy.packbits`
         (after :meth:`partial_fit`, the rows of its latest call).
 
