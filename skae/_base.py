@@ -30,6 +30,7 @@ from ._rng import build_module
 from ._settings import ResolvedSettings
 from ._sparse import normalize_rows, normalized_extremes, training_rows
 from ._state import FittedStateMixin
+from ._threads import fit_threads
 from ._validation import (
     _fit_context,
     check_is_fitted,
@@ -38,6 +39,7 @@ from ._validation import (
     resolve_device,
     validate_data,
 )
+from ._warnings import user_stacklevel
 
 
 def _store_params(estimator, params):
@@ -199,7 +201,7 @@ class _BaseAutoencoder(
 
     def _fit(self, X, y, incremental):
         # A failed call changes nothing (_faults.fit_guard; training uses a copy).
-        with fit_guard(self):
+        with fit_guard(self), fit_threads():  # fit_threads: this fit's share of the cores
             self._fit_unguarded(X, y, incremental)
         return self
 
@@ -294,7 +296,7 @@ class _BaseAutoencoder(
                 f"{type(self).__name__}: maximum iterations ({self.max_iter}) "
                 "reached and the optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=5,
+                stacklevel=user_stacklevel(),
             )
 
     # ------------------------------------------------------------------

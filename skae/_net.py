@@ -47,6 +47,7 @@ from skorch.utils import TeeGenerator
 from ._batches import BatchIterator, TensorData
 from ._logging import BestFlags, TrainingLog
 from ._stopping import StoppingRule, _StopTraining
+from ._warnings import user_stacklevel
 
 
 def _module_tensors(module):
@@ -386,7 +387,7 @@ class AutoencoderNet(NeuralNet):
                 "Training interrupted by the user; the model keeps the weights "
                 "of the last finished epoch.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         finally:
             self.__dict__.pop("_epoch_state", None)

@@ -21,6 +21,7 @@ from ._validation import (
     detached,
     validate_data,
 )
+from ._warnings import user_stacklevel
 
 
 class ResolvedSettings:
@@ -129,7 +130,7 @@ class ResolvedSettings:
                 f"Got batch_size={self.batch_size} larger than n_samples="
                 f"{n_samples}; it is clipped to {n_samples}.",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=user_stacklevel(),
             )
         return min(self.batch_size, n_samples)
 

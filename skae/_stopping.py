@@ -6,6 +6,8 @@ import warnings
 
 from skorch.callbacks import Callback
 
+from ._warnings import user_stacklevel
+
 
 class TrainingDiverged(FloatingPointError):
     """Raised when the training loss stops being finite."""
@@ -68,7 +70,7 @@ class StoppingRule(Callback):
                 f"restored. learning_rate_init={getattr(net, 'lr', None)} is "
                 "probably too high for this data.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
             self.stopped_ = self.diverged_ = True
             raise _StopTraining
