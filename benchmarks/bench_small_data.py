@@ -105,11 +105,11 @@ def part_epoch(datasets, epochs, repeats):
     sides = {"skae": skae_fit, "MLPRegressor": mlp_fit, "torch loop": torch_loop}
     for name, X in datasets.items():
         times = {side: [] for side in sides}
-        for side, fn in sides.items():  # one untimed run each (lazy start-up)
+        for fn in sides.values():  # one untimed run each (lazy start-up)
             fn(X, 2)
         for _ in range(repeats):
             for side, fn in sides.items():
-                times[side].append(_timed(lambda fn=fn: fn(X, epochs)))
+                times[side].append(_timed(lambda fn=fn, X=X: fn(X, epochs)))
         med = {s: [statistics.median(t[i] for t in ts) * 1e3 / epochs for i in (0, 1)]
                for s, ts in times.items()}
         for side, (wall, cpu) in med.items():

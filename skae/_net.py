@@ -47,6 +47,7 @@ from skorch.utils import TeeGenerator
 from ._batches import BatchIterator, TensorData
 from ._logging import BestFlags, TrainingLog
 from ._stopping import StoppingRule, _StopTraining
+from ._threads import rebalance
 from ._warnings import user_stacklevel
 
 
@@ -208,6 +209,7 @@ class AutoencoderNet(NeuralNet):
         # Why: accumulate the loss on the device, one host sync per epoch.
         if iterator is None:
             return
+        rebalance()  # concurrent fits may have started or ended
         self._set_training(training)
         total, n_seen, n_batches = None, 0, 0
         for batch in iterator:

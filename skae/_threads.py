@@ -18,7 +18,10 @@ by :func:`fit_threads` around every fit:
    share of the cores: ``cpu_count // k`` when ``k`` skae fits run at once
    in this process (threads).
 
-The previous setting of the calling thread is restored when the fit ends.
+The share is taken again at every epoch (:func:`rebalance`), since fits
+start and end at different times, and torch's setting belongs to the thread
+that runs each fit. The previous setting of the calling thread is restored
+when the fit ends.
 """
 
 import contextlib
@@ -31,6 +34,7 @@ ENV_VAR = "SKAE_NUM_THREADS"
 
 _lock = threading.Lock()
 _active = 0
+_local = threading.local()  # this thread's running fit: (previous, cpus)
 
 
 def available_cpus():
@@ -81,16 +85,30 @@ def fit_threads():
     """
     global _active
     previous = torch.get_num_threads()
+    outer = getattr(_local, "fit", None)
     with _lock:
         _active += 1
-        concurrent = _active
     try:
-        n = threads_for_fit(previous, concurrent)
-        if n != previous:
-            torch.set_num_threads(n)
-        yield n
+        _local.fit = (previous, available_cpus())
+        yield rebalance()
     finally:
+        _local.fit = outer
         with _lock:
             _active -= 1
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
+
+
+def rebalance():
+    """Set this thread's torch threads to the running fit's current share.
+
+    Called when a fit starts and at every epoch; does nothing outside
+    :func:`fit_threads`. Returns the number of threads (None outside a fit).
+    """
+    fit = getattr(_local, "fit", None)
+    if fit is None:
+        return None
+    n = threads_for_fit(fit[0], _active, cpus=fit[1])
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
