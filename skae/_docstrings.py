@@ -76,11 +76,21 @@ learning_rate_init : float, default=1e-3
     Learning rate of the optimiser.
 
 max_iter : int, default=200
-    Maximum number of epochs.
+    Maximum number of epochs. A fit that reaches it before the stopping
+    rule ends training raises a ConvergenceWarning, reported at the
+    caller's line (``fit``, ``fit_transform``, a Pipeline or an in-process
+    search alike).
 
 tol : float, default=1e-4
     Improvement threshold of the stopping rule (see
-    ``n_iter_no_change``).
+    ``n_iter_no_change``), absolute, in the units of the training loss:
+    the per-sample loss summed over features, on the normalised input
+    (with the default normalisation and 'squared_error', reconstructing
+    every row by the mean costs about ``n_features``). MLPRegressor's loss
+    is half the mean over samples *and* outputs, so on the same
+    (normalised) data ``MLPRegressor(...).fit(X, X)`` with ``tol=t``
+    applies the same rule as ``tol = 2 * n_features * t`` here: the
+    default is ``2 * n_features`` times stricter than MLPRegressor's.
 
 n_iter_no_change : int, default=10
     Training stops when the training loss (or, with ``early_stopping``,
@@ -117,7 +127,13 @@ warm_start : bool, default=False
 
 device : str, default='auto'
     Where the network trains and runs: 'auto' (CUDA when available, else
-    CPU), 'cpu', 'cuda' or 'cuda:N'.
+    CPU), 'cpu', 'cuda' or 'cuda:N'. On the CPU a fit uses torch's thread
+    count of the calling thread (which honours ``OMP_NUM_THREADS``,
+    ``torch.set_num_threads``, ``threadpoolctl.threadpool_limits`` and
+    joblib's per-worker limits), at most ``cpu_count // k`` while ``k``
+    skae fits run in the process at once; the environment variable
+    ``SKAE_NUM_THREADS`` overrides it. The setting is restored after the
+    fit.
 
 callbacks : list of skorch callbacks or None, default=None
     Extra :mod:`skorch.callbacks` (e.g. ``Checkpoint``, ``LoadInitState``,
