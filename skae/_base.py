@@ -6,7 +6,6 @@ train (:func:`skae._training.train`) and record (:meth:`_record_fit`). See
 """
 
 import copy
-import warnings
 
 import numpy as np
 from sklearn.base import (
@@ -14,7 +13,6 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 
 from . import _distributed, _training
@@ -39,7 +37,7 @@ from ._validation import (
     resolve_device,
     validate_data,
 )
-from ._warnings import user_stacklevel
+from ._warnings import warn_not_converged
 
 
 def _store_params(estimator, params):
@@ -292,12 +290,7 @@ class _BaseAutoencoder(
             self.best_loss_ = min(self.loss_curve_, default=float("inf"))
         self._inference = InferenceCache()
         if not (incremental or rule.stopped_ or net.interrupted_):
-            warnings.warn(
-                f"{type(self).__name__}: maximum iterations ({self.max_iter}) "
-                "reached and the optimization hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=user_stacklevel(),
-            )
+            warn_not_converged(self)
 
     # ------------------------------------------------------------------
     # inference

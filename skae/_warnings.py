@@ -13,6 +13,8 @@ import os
 import sys
 import warnings
 
+from sklearn.exceptions import ConvergenceWarning
+
 
 def _package_dir(name):
     module = sys.modules.get(name)
@@ -42,7 +44,12 @@ def user_stacklevel(skip=1):
     return level
 
 
-def warn_user(message, category=UserWarning):
-    """:func:`warnings.warn` at the user's line (see :func:`user_stacklevel`)."""
-    # The frame search starts at our caller, one level above this one.
-    warnings.warn(message, category, stacklevel=user_stacklevel(2) + 1)
+def warn_not_converged(est):
+    """MLP's ConvergenceWarning for ``est`` (``max_iter`` reached), at the user's line."""
+    warnings.warn(
+        f"{type(est).__name__}: maximum iterations ({est.max_iter}) "
+        "reached and the optimization hasn't converged yet.",
+        ConvergenceWarning,
+        # The frame search starts at our caller, one level above this one.
+        stacklevel=user_stacklevel(2) + 1,
+    )

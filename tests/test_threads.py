@@ -1,4 +1,4 @@
-"""Torch thread policy of a fit (skae._threads) and the cheap-epoch paths.
+"""Torch thread policy of a fit (skae._threads).
 
 Behaviour only: how many threads a fit runs with, and that they are restored.
 """
@@ -36,7 +36,8 @@ class RecordThreads(Callback):
 def _fit(X, barrier=None, **params):
     cb = RecordThreads(barrier)
     est = AutoencoderTransformer(
-        2, hidden_layer_sizes=(8,), max_iter=3, random_state=0, callbacks=[cb], **params
+        2, hidden_layer_sizes=(8,), max_iter=3, random_state=0, device="cpu", callbacks=[cb],
+        **params,
     )
     est.fit(X)
     return est._net.callbacks_[-1][1].seen_
@@ -70,7 +71,7 @@ def test_threads_for_fit_policy(monkeypatch):
 def test_bad_env_value_names_the_variable(monkeypatch, X, value):
     monkeypatch.setenv("SKAE_NUM_THREADS", value)
     with pytest.raises(ValueError, match=f"SKAE_NUM_THREADS.*{value}"):
-        AutoencoderTransformer(2, max_iter=1).fit(X)
+        AutoencoderTransformer(2, max_iter=1, device="cpu").fit(X)
     assert _threads._active == 0  # the failed fit was counted out
 
 
@@ -135,33 +136,3 @@ def test_loky_workers_get_their_share():
     )
     expected = max(1, joblib.cpu_count() // 2)
     assert [s[0] for s in seen] == [expected, expected]
-
-
-class CompareSnapshot(Callback):
-    """At each epoch start, the rollback snapshot equals the live state."""
-
-    def initialize(self):
-        self.checked_ = 0
-        return self
-
-    def on_epoch_begin(self, net, **kwargs):
-        state = net.__dict__.get("_epoch_state")
-        if state is None or not net.optimizer_.state:
-            return
-        module_saved, optim_saved = state[1]
-        live = [t.detach() for t in net.module_.state_dict(keep_vars=True).values()]
-        for saved, now in zip(module_saved, live, strict=True):
-            assert torch.equal(saved, now)
-        for (p, saved), (q, now) in zip(optim_saved, net.optimizer_.state.items(), strict=True):
-            assert p is q
-            for k, v in now.items():
-                assert torch.equal(saved[k], v) if torch.is_tensor(v) else saved[k] == v
-        self.checked_ += 1
-
-
-def test_epoch_snapshot_matches_live_state(X):
-    cb = CompareSnapshot()
-    est = AutoencoderTransformer(2, hidden_layer_sizes=(8,), max_iter=4, random_state=0,
-                                 callbacks=[cb], alpha=1e-3)
-    est.fit(X)
-    assert est._net.callbacks_[-1][1].checked_ == 3  # epochs 2-4, after a foreach copy
