@@ -10,6 +10,7 @@ import inspect
 from numbers import Integral, Real
 
 import numpy as np
+import sklearn
 import torch
 from sklearn.base import _fit_context as _sklearn_fit_context
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
@@ -65,7 +66,15 @@ def _fit_context(*, prefer_skip_nested_validation):
                 raise TypeError(
                     f"{type(estimator).__name__}.{fit_method.__name__}(): {exc}{hint}."
                 ) from None
-            return wrapped(estimator, *args, **kwargs)
+            # scikit-learn's context sets skip_parameter_validation for the
+            # duration of fit; a Ctrl-C landing in its exit would leave it set
+            # for the whole thread, so the caller's configuration is restored.
+            config = sklearn.get_config()
+            try:
+                return wrapped(estimator, *args, **kwargs)
+            finally:
+                if sklearn.get_config() != config:
+                    sklearn.set_config(**config)
 
         return checked
 

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import sklearn
 import torch
 from _helpers import fast_estimator, public_estimators, same_weights, weights
 from numpy.testing import assert_array_equal
@@ -398,6 +399,7 @@ def test_random_interrupts_leave_the_estimator_and_the_process_usable(X):
                 signal.setitimer(signal.ITIMER_REAL, 0)
             n_trials += 1
             assert torch.is_grad_enabled(), f"grad mode off after trial {n_trials}"
+            assert not sklearn.get_config()["skip_parameter_validation"], n_trials
             if hasattr(est, "module_"):
                 assert np.isfinite(est.transform(small[:4])).all()
                 est.partial_fit(small[:64])
