@@ -123,17 +123,6 @@ def test_shards_are_distributed_sampler_rows_and_interleave_into_big_batches(
     assert (again != shards[0]) == (shuffle and n > 2)
 
 
-@pytest.fixture
-def world_of_one(tmp_path):
-    dist.init_process_group(
-        "gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1
-    )
-    try:
-        yield
-    finally:
-        dist.destroy_process_group()
-
-
 @pytest.mark.parametrize("cls", public_estimators(), ids=lambda c: c.__name__)
 def test_world_of_one_equals_a_plain_fit(cls, world_of_one, monkeypatch):
     monkeypatch.setattr(skae._modules, "standard_normal", torch.zeros_like)  # VAE draws

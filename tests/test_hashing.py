@@ -2,9 +2,11 @@
 
 import pickle
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
+from _helpers import fast_estimator
 import torch
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -14,14 +16,8 @@ import skae
 from skae import SemanticHashing
 from skae._hashing import HashingAutoencoder
 
-FAST = dict(hidden_layer_sizes=(64,), max_iter=30, random_state=0, device="cpu")
+make = partial(fast_estimator, SemanticHashing, hidden_layer_sizes=(64,), max_iter=30)
 
-
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +34,7 @@ def fitted(split):
     X_db, _, _, _ = split
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return SemanticHashing(16, **FAST).fit(X_db)
+        return make(16).fit(X_db)
 
 
 def _brute(q, db):
@@ -100,7 +96,7 @@ def test_training_noise_pushes_code_to_binary(fitted, split):
     saturated, gap = {}, {}
     assert fitted.noise_std == 4.0 and fitted.binarization == "noise"
     for noise_std in (0.0, 4.0):
-        est = fitted if noise_std else SemanticHashing(16, noise_std=0.0, **FAST).fit(X_db)
+        est = fitted if noise_std else make(16, noise_std=0.0).fit(X_db)
         with torch.no_grad():
             x = est.module_.normalize(torch.as_tensor(X_db, dtype=torch.float32))
             prob = est.module_.encode(x).numpy().astype(np.float64)

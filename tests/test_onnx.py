@@ -31,12 +31,6 @@ make = partial(fast_estimator, hidden_layer_sizes=(16, 8), max_iter=3, n_compone
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
-
 
 @pytest.fixture(scope="module")
 def X(digits):

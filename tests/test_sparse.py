@@ -84,20 +84,6 @@ def test_sparse_poisson_refuses_non_counts():
         AutoencoderTransformer(3, loss="poisson", **FAST).fit(X)
 
 
-@pytest.fixture
-def world_of_one(tmp_path):
-    dist = pytest.importorskip("torch.distributed")
-    if not (dist.is_available() and dist.is_gloo_available()):
-        pytest.skip("torch.distributed with gloo is not available")
-    dist.init_process_group(
-        "gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1
-    )
-    try:
-        yield
-    finally:
-        dist.destroy_process_group()
-
-
 @pytest.mark.parametrize(
     "params",
     [dict(loss="poisson"), dict(encoder="conv", input_shape=(1, 4, 4), conv_channels=(2,))],
