@@ -7,6 +7,8 @@ autoencoder does not have and passes ``n_components`` forms it cannot honour.
 
 * ``n_components=None``, a float in (0, 1) and ``'mle'`` raise scikit-learn's
   ``InvalidParameterError`` with the skae way of choosing the code size;
+* PCA-only constructor arguments (``whiten``, ``iterated_power``, ...)
+  raise ``TypeError`` saying what skae offers instead;
 * PCA-only attributes (``components_``, ``explained_variance_ratio_``, ...)
   raise ``AttributeError`` naming the skae equivalent. Any other missing
   attribute raises Python's usual error, and attributes the class defines
@@ -80,6 +82,30 @@ PCA_ONLY_ATTRIBUTES = {
 }
 
 
+PCA_ONLY_PARAMETERS = {
+    "whiten": (
+        "codes have no per-component variance to equalise; put a "
+        "sklearn.preprocessing.StandardScaler after the autoencoder for codes "
+        "of unit variance"
+    ),
+    "copy": "skae never modifies X in place, so there is nothing to copy",
+    "svd_solver": "an autoencoder is trained, not decomposed: see solver and max_iter",
+    "iterated_power": "there is no power iteration: see max_iter (epochs) and tol",
+    "n_oversamples": "there is no randomized SVD: see max_iter (epochs)",
+    "power_iteration_normalizer": "there is no power iteration: see max_iter (epochs)",
+}
+
+
+def check_pca_parameters(cls, kwargs):
+    """TypeError naming skae's equivalent for a PCA-only constructor argument."""
+    for name in kwargs:
+        if name in PCA_ONLY_PARAMETERS:
+            raise TypeError(
+                f"{cls.__name__} has no parameter {name!r} (a PCA parameter): "
+                f"{PCA_ONLY_PARAMETERS[name]}. See doc/coming_from_pca.rst."
+            )
+
+
 def check_n_components(estimator):
     """Raise ``InvalidParameterError`` for PCA's non-integer ``n_components`` forms."""
     value = estimator.n_components
@@ -98,7 +124,14 @@ def check_n_components(estimator):
 
 
 class PCACompatMixin:
-    """``n_components`` and attribute errors for code written for PCA."""
+    """``n_components``, parameter and attribute errors for code written for PCA."""
+
+    def __new__(cls, *args, **kwargs):
+        # Before __init__'s own "unexpected keyword" error: say what to use
+        # instead of PCA's parameters. (Unpickling and clone call __new__
+        # with no PCA names, so they are unaffected.)
+        check_pca_parameters(cls, kwargs)
+        return super().__new__(cls)
 
     def _validate_params(self):
         check_n_components(self)

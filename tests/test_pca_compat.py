@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _helpers import public_estimators
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import r2_score
@@ -142,3 +143,21 @@ def test_a_downstream_score_chooses_n_components():
     assert search.best_params_ == {"autoencodertransformer__n_components": 3}
     scores = search.cv_results_["mean_test_score"]
     assert scores[1] > scores[0] + 0.1  # measured 0.74 against 0.57
+
+
+@pytest.mark.parametrize(
+    "name, value, advice",
+    [
+        ("whiten", True, "StandardScaler after the autoencoder"),
+        ("iterated_power", 3, "max_iter"),
+        ("svd_solver", "full", "trained, not decomposed"),
+        ("copy", False, "never modifies X"),
+    ],
+)
+def test_pca_only_parameters_say_what_to_use_instead(name, value, advice):
+    for cls in public_estimators():
+        with pytest.raises(TypeError, match=f"no parameter '{name}' \\(a PCA parameter\\).*{advice}"):
+            cls(**{name: value})
+    # Any other unknown name keeps Python's own message.
+    with pytest.raises(TypeError, match="unexpected keyword argument 'not_a_parameter'"):
+        public_estimators()[0](not_a_parameter=1)
