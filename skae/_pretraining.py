@@ -56,9 +56,8 @@ def stage_output(est, first):
 
 
 def stage_batch_size(est, n_rows):
-    if est.batch_size == "auto":
-        return min(200, n_rows)
-    return min(est.batch_size, n_rows)
+    """The fit's batch size rule on the stage's training rows (the fit has warned)."""
+    return est._resolve_batch_size(n_rows, warn=False)
 
 
 def _copy_stage(module, stage, k, n_layers, tied):

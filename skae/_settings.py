@@ -122,10 +122,12 @@ class ResolvedSettings:
             )
         return n_valid
 
-    def _resolve_batch_size(self, n_samples):
+    def _resolve_batch_size(self, n_samples, warn=True):
+        """``batch_size`` for ``n_samples`` rows: 'auto' is min(200, n), larger
+        sizes are clipped (with a warning unless ``warn`` is False)."""
         if self.batch_size == "auto":
             return min(200, n_samples)
-        if self.batch_size > n_samples:
+        if warn and self.batch_size > n_samples:
             warnings.warn(
                 f"Got batch_size={self.batch_size} larger than n_samples="
                 f"{n_samples}; it is clipped to {n_samples}.",
