@@ -137,12 +137,13 @@ def _shape_calculator(operator):
 
 def _converter(scope, operator, container):
     # onnx loads with skl2onnx, only when a model is converted.
-    from ._onnx_graph import _denormalise, _encode, _Graph, _network, _score_samples
+    from ._onnx_graph import _denormalise, _encode, _Graph, _score_samples
+    from ._onnx_modules import network
 
     est = operator.raw_operator
     dtype = _input_dtype(operator)
     method = _method(operator)
-    net = _network(est)
+    net = network(est)
     g = _Graph(scope, container, dtype)
     x = operator.inputs[0].full_name
     out = operator.outputs[0].full_name

@@ -66,7 +66,13 @@ def _steps(layers):
 
 
 class _MLP:
-    """What the ONNX graph of a fitted skae MLP autoencoder needs."""
+    """What the ONNX graph of a fitted skae MLP autoencoder needs.
+
+    ``fold``: the normalisation may be folded into the first layer, as
+    ``Autoencoder.plain_functions`` does.
+    """
+
+    fold = True
 
     def __init__(self, module):
         self.hidden = _steps(_named("module_.encoder", module.encoder))
@@ -98,17 +104,6 @@ def _mlp(estimator):
     return _MLP(module)
 
 
-def _network(estimator):
-    """What the graph of ``estimator.module_`` is built from.
-
-    Only skae's MLP autoencoders are understood. A user-supplied module
-    (not possible in skae yet) would be dispatched from here to a builder
-    that exports it with ``torch.onnx.export`` and copies that graph's nodes
-    into the skl2onnx container.
-    """
-    return _mlp(estimator)
-
-
 # ----------------------------------------------------------------------
 # ONNX graph construction
 # ----------------------------------------------------------------------
@@ -134,8 +129,13 @@ class _Graph:
         return out
 
     def steps(self, x, steps):
+        """Write ``steps`` on ``x``: ``("gemm", w, b)``, ``("act", op_type)``
+        or ``("emit", fn)``, where ``fn(graph, x)`` writes its own nodes
+        (:mod:`skae._onnx_modules`: convolutions, user modules)."""
         for step in steps:
-            if step[0] == "gemm":
+            if step[0] == "emit":
+                x = step[1](self, x)
+            elif step[0] == "gemm":
                 _, w, b = step
                 # The weight stored (out, in) with transB=1, torch's layout:
                 # one-row latency in onnxruntime was 36 us with the (in, out)
@@ -176,13 +176,13 @@ def _normalisation(estimator, dtype):
     return mean, scale
 
 
-def _encode(g, x, estimator, net, fold=True):
-    """The code of raw input ``x``; with ``fold`` the normalisation may be folded."""
+def _encode(g, x, estimator, net):
+    """The code of raw input ``x``; with ``net.fold`` the normalisation may be folded."""
     mean, scale = _normalisation(estimator, g.dtype)
     centre, rescale = bool(mean.any()), not bool((scale == 1).all())
     steps = list(net.encode)
     if (
-        fold
+        net.fold
         and (centre or rescale)
         and steps[0][0] == "gemm"
         and float(np.abs(mean / scale).max()) <= _FOLD_MEAN_LIMIT
