@@ -17,7 +17,6 @@ from ._modules import _FOLD_MEAN_LIMIT, TiedLinear
 from ._variational import _score_draws
 
 
-
 # ----------------------------------------------------------------------
 # the fitted network as a list of steps
 # ----------------------------------------------------------------------

@@ -140,9 +140,8 @@ def _conv_steps(prefix, seq):
 
 
 def _conv(op_type, layer, g, x):
-    """A (transposed) convolution, float32 inside (see the module docstring)."""
-    if layer.padding_mode != "zeros" or isinstance(layer.padding, str):
-        raise TypeError(f"Cannot convert {layer!r} to ONNX: padding_mode must be 'zeros'.")
+    """A (transposed) convolution of the conv stack (zero padding, numeric
+    ``padding``), float32 inside (see the module docstring)."""
     attrs = dict(
         kernel_shape=list(layer.kernel_size),
         strides=list(layer.stride),
@@ -180,20 +179,44 @@ def _columns(start, stop, g, x):
 # user modules: torch.onnx
 # ----------------------------------------------------------------------
 def _traced(estimator_name, part, module, x):
-    """A step running ``module`` (float32, any batch size) as exported by
-    ``torch.onnx.export(dynamo=False)`` from the example batch ``x``."""
+    """A step running ``module`` as exported by :func:`_export` when written."""
     module = copy.deepcopy(module).cpu().float().eval()
+    # Exported when first written (converting ``transform`` does not need
+    # the decoder to be exportable), once per opset.
+    models = {}
+
+    def emit(g, x_name):
+        opset = min(g.container.target_opset, _TRACER_MAX_OPSET)
+        if opset not in models:
+            models[opset] = _export(estimator_name, part, module, x, opset)
+        return inline(models[opset], g, x_name)
+
+    return ("emit", emit)
+
+
+def _export(estimator_name, part, module, x, opset):
+    """``module`` (float32, eval mode) as an ONNX model with any batch size,
+    traced on the example batch ``x``; a TypeError with torch's reason if
+    torch cannot export it or warns that the trace may be wrong."""
     buffer = io.BytesIO()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False
-            warnings.simplefilter("error", torch.jit.TracerWarning)
+            warnings.simplefilter("always", torch.jit.TracerWarning)
             with torch.no_grad():
                 torch.onnx.export(
-                    module, (x,), buffer, dynamo=False, input_names=["x"],
-                    output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
-                    opset_version=_TRACER_MAX_OPSET,
+                    module,
+                    (x,),
+                    buffer,
+                    dynamo=False,
+                    input_names=["x"],
+                    output_names=["y"],
+                    dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+                    opset_version=opset,
                 )
+        traced = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+        if traced:  # the graph may hold one branch of the module only
+            raise traced[0].category(str(traced[0].message))
     except Exception as exc:  # any failure of the user's module: a clear error
         lines = str(exc).strip().splitlines()
         raise TypeError(
@@ -202,14 +225,18 @@ def _traced(estimator_name, part, module, x):
             f"({type(module).__module__}.{type(module).__qualname__}): "
             f"{type(exc).__name__}: {lines[0] if lines else ''}"
         ) from None
-    return ("emit", partial(inline, onnx.load_from_string(buffer.getvalue())))
+    return onnx.load_from_string(buffer.getvalue())
 
 
 def inline(model, g, x):
-    """Copy ``model``'s nodes into ``g`` (float32 inside), ``x`` as its input."""
+    """Copy ``model``'s nodes into ``g`` (float32 inside), ``x`` as its input.
+
+    A model of an older opset than the container's target is converted to
+    it first (``onnx.version_converter``).
+    """
     target = g.container.target_opset
     opset = {o.domain: o.version for o in model.opset_import}.get("", target)
-    if opset != target:
+    if opset < target:
         model = version_converter.convert_version(model, target)
     graph = model.graph
     names = {graph.input[0].name: _cast(g, x, TensorProto.FLOAT)}
@@ -220,16 +247,21 @@ def inline(model, g, x):
         tensor.name = names[init.name]
         g.container.add_initializer(tensor.name, tensor.data_type, list(tensor.dims), tensor)
     for node in graph.node:
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-               for a in node.attribute):
+        if any(
+            a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+            for a in node.attribute
+        ):
             raise TypeError(f"Cannot inline the exported {node.op_type} node (a subgraph).")
         for out in node.output:
             names[out] = g.scope.get_unique_variable_name("skae_user") if out else ""
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         g.container.add_node(
-            node.op_type, [names[i] if i else "" for i in node.input],
-            [names[o] for o in node.output], op_domain=node.domain,
-            name=g.scope.get_unique_operator_name(f"SkaeUser{node.op_type}"), **attrs,
+            node.op_type,
+            [names[i] if i else "" for i in node.input],
+            [names[o] for o in node.output],
+            op_domain=node.domain,
+            name=g.scope.get_unique_operator_name(f"SkaeUser{node.op_type}"),
+            **attrs,
         )
     return _cast(g, names[graph.output[0].name], g.proto_type)
 
