@@ -1,11 +1,15 @@
 """ONNX graphs of fitted skae networks, built with ONNX operators.
 
-The graph is built from the fitted layers (``Gemm``, the activations, and the
-normalisation as ``Sub``/``Div`` or folded into the first layer under the
-same rule as the estimator's own inference path), not exported by
-``torch.onnx``: see :mod:`skae._onnx` for the measurements behind that
-choice and for the registration with skl2onnx. onnx is imported only when a
-model is converted (``skae._onnx`` imports this module lazily).
+The graph is written from a list of steps (:meth:`_Graph.steps`): ``Gemm``
+layers, activations, and ``("emit", fn)`` steps that write their own nodes
+(:mod:`skae._onnx_modules`: convolutions, inlined torch.onnx exports). This
+module builds the steps of the fully connected network (:func:`_mlp`) and,
+for any network, the normalisation (``Sub``/``Div``, or folded into the
+first layer under the same rule as the estimator's own inference path), the
+decoder's denormalisation, ``score_samples`` and the VAE's ELBO. See
+:mod:`skae._onnx` for the measurements behind building rather than
+exporting and for the registration with skl2onnx. onnx is imported only
+when a model is converted (``skae._onnx`` imports this module lazily).
 """
 
 import numpy as np

@@ -111,13 +111,16 @@ def test_conv_log_loss_score(cls, X):
         assert_methods_match(est, X01, dtype)
 
 
-def test_conv_pipeline_same_labels(digits):
+@pytest.mark.parametrize("network", ["conv", "user"])
+def test_pipeline_same_labels(digits, network):
+    """StandardScaler -> skae -> LogisticRegression: one ONNX model, same labels."""
     X, y = digits
-    X = X[:400].astype(np.float32)
-    y = y[:400]
-    ae = skae.AutoencoderTransformer(
-        8, input_shape=(1, 8, 8), max_iter=5, random_state=0, device="cpu", **CONV
-    )
+    X, y = X[:400].astype(np.float32), y[:400]
+    if network == "conv":
+        params = dict(input_shape=(1, 8, 8), **CONV)
+    else:
+        params = user_modules(K)
+    ae = skae.AutoencoderTransformer(K, max_iter=5, random_state=0, device="cpu", **params)
     pipe = Pipeline(
         [("scale", StandardScaler()), ("ae", ae), ("clf", LogisticRegression(max_iter=300))]
     )
