@@ -17,11 +17,12 @@ by side in one process, medians of repeats):
   stack (``input_shape=(1, 28, 28)``, ``conv_channels=(32, 64)``, 30
   components), ``to_onnx`` took 17 ms (30 ms on the first call) this way
   and 66 ms (103 ms first) through ``torch.onnx.export(dynamo=False)``, a
-  ratio of 0.26 (0.20 in ``benchmarks/bench_inference.py``); the traced graph has 26 nodes against 10 (``nn.Unflatten``
-  becomes shape arithmetic instead of one ``Reshape``). onnxruntime ran the
-  two graphs equally fast (ratios 0.94 for one row, 0.98-1.00 for 2,000 rows)
-  and both agreed with ``transform`` to 5e-7. The builder also needs
-  nothing beyond skl2onnx and no deprecated exporter.
+  ratio of 0.26 (0.20 in ``benchmarks/bench_inference.py``); the traced
+  graph has 26 nodes against 10 (``nn.Unflatten`` becomes shape arithmetic
+  instead of one ``Reshape``). onnxruntime ran the two graphs equally fast
+  (ratios 0.94 for one row, 0.98-1.00 for 2,000 rows) and both agreed with
+  ``transform`` to 5e-7. The builder also needs nothing beyond skl2onnx and
+  no deprecated exporter.
 * a user-supplied ``torch.nn.Module`` can only be exported by torch:
   ``torch.onnx.export`` with ``dynamo=False``, the TorchScript tracer. In
   torch 2.13 it is still there (no longer the default since 2.9, it warns
