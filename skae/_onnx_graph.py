@@ -101,8 +101,9 @@ def _mlp(estimator):
         raise TypeError(
             f"Cannot convert {type(estimator).__name__} to ONNX: its module_ "
             f"({type(module).__module__}.{type(module).__qualname__}) is not a skae "
-            f"MLP autoencoder (it has no {', '.join(missing)}); converting other "
-            "torch modules is not supported yet."
+            f"MLP autoencoder (it has no {', '.join(missing)}) nor a network built "
+            "from the encoder/decoder parameters; pass your torch modules as "
+            "encoder= and decoder= instead of replacing module_."
         )
     return _MLP(module)
 
