@@ -184,6 +184,33 @@ def test_user_module_across_opsets(X):
         assert_allclose(got, est.score_samples(X32), rtol=1e-5)
 
 
+def test_user_cnn_converts_in_both_dtypes(X):
+    """A user encoder with its own convolutions: onnxruntime has no float64
+    Conv, so the float64 graph runs the module in float32 between Casts."""
+    encoder = nn.Sequential(
+        nn.Unflatten(1, (1, 8, 8)),
+        nn.Conv2d(1, 3, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(48, K),
+    )
+    est = fit(make(skae.DenoisingAE, encoder=encoder, decoder=nn.Linear(K, 64)), X)
+    for dtype in (np.float32, np.float64):
+        assert_methods_match(est, X, dtype)
+    ops = [n.op_type for n in to_onnx(est, X[:1]).graph.node]
+    assert "MaxPool" in ops and ops.count("Cast") == 2
+
+
+@pytest.mark.parametrize("opset", [12, 17])
+def test_conv_across_opsets(X, opset):
+    est = fit(make(skae.VariationalAE, input_shape=(4, 16), **CONV), X)
+    X32 = X.astype(np.float32)
+    assert_allclose(converted(est, X32, target_opset=opset), est.transform(X32), **TOL)
+    got = converted(est, X32, "score_samples", target_opset=opset)
+    assert_allclose(got, est.score_samples(X32), rtol=1e-5)
+
+
 class FFTMagnitude(nn.Module):
     """Spectral features: torch's ONNX exporter has no symbolic for rfft."""
 
