@@ -38,7 +38,8 @@ by side in one process, medians of repeats):
   into a Python number) means the graph may differ from the module on
   other inputs, so it is an error, as is any export failure: a TypeError
   naming the estimator, the module and torch's reason. (torch itself still
-  prints the module's TorchScript graph to stderr when its export fails.)
+  prints the module's TorchScript graph to standard output when its
+  export fails.)
 
 onnxruntime's CPU provider has no float64 ``Conv``/``ConvTranspose``
 kernels (measured: ``NOT_IMPLEMENTED`` at opsets 13, 18 and 22), so in a
