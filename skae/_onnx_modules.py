@@ -122,6 +122,8 @@ class _Modular:
 
 
 def _activation_steps(where, layer):
+    """The ``act`` step of an activation module (none for identity); a
+    TypeError naming ``where`` for a module that is not an activation."""
     op = _activation_op(layer)
     if op is None:
         return _steps([(where, layer)])  # raises the TypeError naming it
@@ -171,6 +173,7 @@ def _numpy32(tensor):
 
 
 def _reshape(shape, g, x):
+    """``nn.Unflatten(1, ...)``: one Reshape to ``(-1, *unflattened_size)``."""
     return g.op("Reshape", [x, g.const("skae_shape", shape, dtype=np.int64)])
 
 
