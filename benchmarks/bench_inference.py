@@ -9,7 +9,12 @@
   one-row and 2,000-row latency of the model converted by
   ``skl2onnx.to_onnx`` in an onnxruntime session, against ``transform``
   and ``PCA.transform`` (skipped, with a note, when either is missing);
-  in these rows the first time column is onnxruntime's.
+  in these rows the first time column is onnxruntime's;
+* the same for a conv stack (``encoder='conv'``, ``input_shape=(1, 28, 28)``,
+  ``conv_channels=(32, 64)``, float32), plus the two ways to its graph:
+  ``to_onnx`` writing Conv/ConvTranspose nodes (skae's route) against the
+  same fitted network exported by ``torch.onnx.export(dynamo=False)`` (the
+  route of user modules): build time and onnxruntime time, side by side.
 
 All on the MNIST test images (784 pixels), float32 and float64 input.
 
@@ -18,6 +23,7 @@ All on the MNIST test images (784 pixels), float32 and float64 input.
 """
 
 import argparse
+import copy
 import statistics
 import time
 import warnings
@@ -102,6 +108,7 @@ def main(argv=None):
             f"{1e3 * t_big:>10.3f}{1e3 * t_bare:>10.3f}{ratio:>8.2f}"
         )
         onnx_rows(ae, pca, one, many, args.threads, repeats, inner)
+    conv_rows(X, args, repeats, inner)
 
 
 def onnx_session(ae, sample, threads):
@@ -135,6 +142,53 @@ def onnx_rows(ae, pca, one, many, threads, repeats, inner):
             t_onnx, t_ref, ratio = paired(run, lambda X=X, ref=ref: ref(X), rounds, calls)
             print(
                 f"{label + ' onnxruntime vs ' + ref_name:<44}{dtype:>8}"
+                f"{1e3 * t_onnx:>10.3f}{1e3 * t_ref:>10.3f}{ratio:>8.2f}"
+            )
+
+
+def conv_rows(X, args, repeats, inner):
+    """The conv stack's ONNX rows (float32): onnxruntime and the two routes."""
+    try:
+        from skl2onnx import to_onnx
+    except ImportError:
+        print("(conv onnxruntime rows skipped: pip install skae[onnx])")
+        return
+    X = X.astype(np.float32)
+    one, many = X[2000:2001], X[2000:4000]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        conv = AutoencoderTransformer(
+            30,
+            encoder="conv",
+            input_shape=(1, 28, 28),
+            conv_channels=(32, 64),
+            max_iter=1,
+            random_state=0,
+            device=args.device,
+        ).fit(X[: 500 if args.quick else 2000])
+    # The same fitted network, converted as user modules are: torch.onnx.
+    traced = copy.copy(conv)
+    traced.encoder, traced.decoder = conv.module_.encoder, conv.module_.decoder
+    print("conv stack 1x28x28 -> (32, 64) -> 30, float32:")
+    t_built, t_traced, ratio = paired(
+        lambda: to_onnx(conv, one), lambda: to_onnx(traced, one), repeats, max(1, inner // 20)
+    )
+    print(
+        f"{'to_onnx: Conv nodes vs torch.onnx export':<44}{'float32':>8}"
+        f"{1e3 * t_built:>10.3f}{1e3 * t_traced:>10.3f}{ratio:>8.2f}"
+    )
+    built = onnx_session(conv, one, args.threads)
+    via_torch = onnx_session(traced, one, args.threads)
+    name = built.get_inputs()[0].name
+    for label, rows, calls in (("1-row", one, inner), ("2,000-row", many, max(1, inner // 20))):
+        run = lambda rows=rows: built.run(None, {name: rows})  # noqa: E731
+        for ref_name, ref in (
+            ("transform", lambda rows=rows: conv.transform(rows)),
+            ("traced graph", lambda rows=rows: via_torch.run(None, {name: rows})),
+        ):
+            t_onnx, t_ref, ratio = paired(run, ref, repeats, calls)
+            print(
+                f"{'conv ' + label + ' onnxruntime vs ' + ref_name:<44}{'float32':>8}"
                 f"{1e3 * t_onnx:>10.3f}{1e3 * t_ref:>10.3f}{ratio:>8.2f}"
             )
 

@@ -12,22 +12,30 @@ otherwise a finder on ``sys.meta_path`` waits for the first ``import
 skl2onnx`` and registers them right after skl2onnx's own ``__init__`` has
 run. Either way they are in place before the user can call ``to_onnx``.
 
-The graph is built from the fitted network with ONNX operators (``Gemm``,
-the activations, and the normalisation as ``Sub``/``Div`` or folded into the
-first layer), not exported by ``torch.onnx``. Measured on a 784-256-30
-network on one thread (torch 2.13, onnxruntime 1.32): building the graph
-takes about 7 ms (40 ms on the first call in a process) and needs nothing
-beyond skl2onnx; ``torch.onnx.export`` with torch's default exporter
-(``dynamo=True``) took 0.7-1.3 s and needs the onnxscript package, the
-TorchScript exporter (``dynamo=False``, no longer the default) 6-8 ms
-(80 ms first). onnxruntime ran the three graphs equally fast (20-28 us a
-row, 9-15 ms for 2,000 rows, within this shared machine's noise) once the
-weights were stored in torch's ``(out, in)`` layout with ``transB=1``. The
-builder also takes the float64 statistics straight from ``mean_`` and
-``scale_`` and writes the VAE's ELBO with its fixed draws as constants. A
-module the builder does not know raises a TypeError naming the layer; a
-torch.onnx-based builder for user-supplied modules would be dispatched from
-:func:`_network`.
+The graph of the fully connected network is built from the fitted layers
+with ONNX operators (``Gemm``, the activations, and the normalisation as
+``Sub``/``Div`` or folded into the first layer), not exported by
+``torch.onnx``. Measured on a 784-256-30 network on one thread (torch 2.13,
+onnxruntime 1.32): building the graph takes about 7 ms (40 ms on the first
+call in a process) and needs nothing beyond skl2onnx; ``torch.onnx.export``
+with torch's default exporter (``dynamo=True``) took 0.7-1.3 s and needs
+the onnxscript package, the TorchScript exporter (``dynamo=False``, no
+longer the default) 6-8 ms (80 ms first). onnxruntime ran the three graphs
+equally fast (20-28 us a row, 9-15 ms for 2,000 rows, within this shared
+machine's noise) once the weights were stored in torch's ``(out, in)``
+layout with ``transB=1``. The builder also takes the float64 statistics
+straight from ``mean_`` and ``scale_`` and writes the VAE's ELBO with its
+fixed draws as constants. A layer the builder does not know raises a
+TypeError naming it.
+
+Networks given by the ``encoder``/``decoder`` parameters are described by
+:mod:`skae._onnx_modules`: the built-in conv stack (``encoder='conv'``) is
+written by the same builder (``Conv``, ``ConvTranspose``, ``Reshape``),
+user-supplied torch modules are exported with ``torch.onnx.export``
+(``dynamo=False``) and inlined; a module torch cannot export raises a
+TypeError with torch's reason. See that module for the measurements behind
+the two routes and for float64 graphs, in which convolutions and user
+modules compute in float32 (onnxruntime has no float64 ``Conv``).
 
 The opset is skl2onnx's ``target_opset`` (its latest tested one, 22, by
 default); only ``ReduceSum`` changes form (axes as an input from opset 13).
@@ -45,7 +53,8 @@ option ``method`` (``options={id(est): {"method": ...}}``):
 
 float32 graphs use the float32 weights the estimator computes with; float64
 graphs use float64 copies of the weights and the float64 normalisation
-statistics ``mean_`` and ``scale_``, as ``transform`` does on float64 input.
+statistics ``mean_`` and ``scale_``, as ``transform`` does on float64 input
+(except for convolutions and user modules, as said above).
 """
 
 import sys
@@ -137,12 +146,13 @@ def _shape_calculator(operator):
 
 def _converter(scope, operator, container):
     # onnx loads with skl2onnx, only when a model is converted.
-    from ._onnx_graph import _denormalise, _encode, _Graph, _network, _score_samples
+    from ._onnx_graph import _denormalise, _encode, _Graph, _score_samples
+    from ._onnx_modules import network
 
     est = operator.raw_operator
     dtype = _input_dtype(operator)
     method = _method(operator)
-    net = _network(est)
+    net = network(est)
     g = _Graph(scope, container, dtype)
     x = operator.inputs[0].full_name
     out = operator.outputs[0].full_name

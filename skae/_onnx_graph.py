@@ -1,11 +1,15 @@
 """ONNX graphs of fitted skae networks, built with ONNX operators.
 
-The graph is built from the fitted layers (``Gemm``, the activations, and the
-normalisation as ``Sub``/``Div`` or folded into the first layer under the
-same rule as the estimator's own inference path), not exported by
-``torch.onnx``: see :mod:`skae._onnx` for the measurements behind that
-choice and for the registration with skl2onnx. onnx is imported only when a
-model is converted (``skae._onnx`` imports this module lazily).
+The graph is written from a list of steps (:meth:`_Graph.steps`): ``Gemm``
+layers, activations, and ``("emit", fn)`` steps that write their own nodes
+(:mod:`skae._onnx_modules`: convolutions, inlined torch.onnx exports). This
+module builds the steps of the fully connected network (:func:`_mlp`) and,
+for any network, the normalisation (``Sub``/``Div``, or folded into the
+first layer under the same rule as the estimator's own inference path), the
+decoder's denormalisation, ``score_samples`` and the VAE's ELBO. See
+:mod:`skae._onnx` for the measurements behind building rather than
+exporting and for the registration with skl2onnx. onnx is imported only
+when a model is converted (``skae._onnx`` imports this module lazily).
 """
 
 import numpy as np
@@ -15,7 +19,6 @@ from torch import nn
 
 from ._modules import _FOLD_MEAN_LIMIT, TiedLinear
 from ._variational import _score_draws
-
 
 
 # ----------------------------------------------------------------------
@@ -66,7 +69,13 @@ def _steps(layers):
 
 
 class _MLP:
-    """What the ONNX graph of a fitted skae MLP autoencoder needs."""
+    """What the ONNX graph of a fitted skae MLP autoencoder needs.
+
+    ``fold``: the normalisation may be folded into the first layer, as
+    ``Autoencoder.plain_functions`` does.
+    """
+
+    fold = True
 
     def __init__(self, module):
         self.hidden = _steps(_named("module_.encoder", module.encoder))
@@ -92,21 +101,11 @@ def _mlp(estimator):
         raise TypeError(
             f"Cannot convert {type(estimator).__name__} to ONNX: its module_ "
             f"({type(module).__module__}.{type(module).__qualname__}) is not a skae "
-            f"MLP autoencoder (it has no {', '.join(missing)}); converting other "
-            "torch modules is not supported yet."
+            f"MLP autoencoder (it has no {', '.join(missing)}) nor a network built "
+            "from the encoder/decoder parameters; pass your torch modules as "
+            "encoder= and decoder= instead of replacing module_."
         )
     return _MLP(module)
-
-
-def _network(estimator):
-    """What the graph of ``estimator.module_`` is built from.
-
-    Only skae's MLP autoencoders are understood. A user-supplied module
-    (not possible in skae yet) would be dispatched from here to a builder
-    that exports it with ``torch.onnx.export`` and copies that graph's nodes
-    into the skl2onnx container.
-    """
-    return _mlp(estimator)
 
 
 # ----------------------------------------------------------------------
@@ -134,8 +133,13 @@ class _Graph:
         return out
 
     def steps(self, x, steps):
+        """Write ``steps`` on ``x``: ``("gemm", w, b)``, ``("act", op_type)``
+        or ``("emit", fn)``, where ``fn(graph, x)`` writes its own nodes
+        (:mod:`skae._onnx_modules`: convolutions, user modules)."""
         for step in steps:
-            if step[0] == "gemm":
+            if step[0] == "emit":
+                x = step[1](self, x)
+            elif step[0] == "gemm":
                 _, w, b = step
                 # The weight stored (out, in) with transB=1, torch's layout:
                 # one-row latency in onnxruntime was 36 us with the (in, out)
@@ -176,13 +180,13 @@ def _normalisation(estimator, dtype):
     return mean, scale
 
 
-def _encode(g, x, estimator, net, fold=True):
-    """The code of raw input ``x``; with ``fold`` the normalisation may be folded."""
+def _encode(g, x, estimator, net):
+    """The code of raw input ``x``; with ``net.fold`` the normalisation may be folded."""
     mean, scale = _normalisation(estimator, g.dtype)
     centre, rescale = bool(mean.any()), not bool((scale == 1).all())
     steps = list(net.encode)
     if (
-        fold
+        net.fold
         and (centre or rescale)
         and steps[0][0] == "gemm"
         and float(np.abs(mean / scale).max()) <= _FOLD_MEAN_LIMIT

@@ -147,15 +147,6 @@ def test_stacked_pretrains_the_conv_stack_layer_by_layer(digits):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_onnx_export_of_a_conv_stack_is_a_clear_error(digits):
-    skl2onnx = pytest.importorskip("skl2onnx")
-    X = digits[0][:50].astype(np.float32)
-    ae = AutoencoderTransformer(n_components=2, max_iter=1, **CONV).fit(X)
-    with pytest.raises(TypeError, match="not a skae MLP autoencoder"):
-        skl2onnx.to_onnx(ae, X[:1])
-
-
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_conv_fits_are_reproducible_and_leave_torch_rng_alone(digits):
     X = digits[0][:100]
     torch.manual_seed(123)
