@@ -124,6 +124,12 @@ def _shape_calculator(operator):
             f"{type(est).__name__}.score_samples is not convertible to ONNX yet; "
             "convert 'transform' or 'inverse_transform'."
         )
+    if getattr(est, "_loss_name", est.loss) == "poisson" and method == "score_samples":
+        raise ValueError(
+            f"{type(est).__name__}(loss='poisson').score_samples is not convertible to "
+            "ONNX: its log-likelihood needs log(x!), and ONNX has no log-gamma operator; "
+            "convert 'transform' or 'inverse_transform'."
+        )
     n_in = est.n_components_ if method == "inverse_transform" else est.n_features_in_
     width = operator.inputs[0].get_second_dimension()
     if width is not None and width != n_in:

@@ -17,7 +17,7 @@ import torch
 from onnx import TensorProto, numpy_helper
 from torch import nn
 
-from ._modules import _FOLD_MEAN_LIMIT, TiedLinear
+from ._modules import _FOLD_MEAN_LIMIT, Exp, TiedLinear
 from ._variational import _score_draws
 
 
@@ -28,7 +28,8 @@ def _activation_op(layer):
     """ONNX op type of an activation module, '' for identity, None if unknown."""
     if type(layer) is nn.Identity:
         return ""
-    return {nn.ReLU: "Relu", nn.Sigmoid: "Sigmoid", nn.Tanh: "Tanh"}.get(type(layer))
+    ops = {nn.ReLU: "Relu", nn.Sigmoid: "Sigmoid", nn.Tanh: "Tanh", Exp: "Exp"}
+    return ops.get(type(layer))
 
 
 def _named(prefix, seq):
@@ -60,7 +61,7 @@ def _steps(layers):
                 raise TypeError(
                     f"Cannot convert {where} to ONNX: layer type "
                     f"{type(layer).__module__}.{type(layer).__qualname__} is not "
-                    "nn.Linear, TiedLinear, nn.ReLU, nn.Sigmoid, nn.Tanh or "
+                    "nn.Linear, TiedLinear, nn.ReLU, nn.Sigmoid, nn.Tanh, Exp or "
                     "nn.Identity."
                 )
             if op:

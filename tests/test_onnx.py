@@ -294,3 +294,16 @@ def test_hashing_score_samples_is_a_clear_error(X):
     est = make(skae.SemanticHashing).fit(X)
     with pytest.raises(ValueError, match="score_samples is not convertible"):
         converted(est, X, "score_samples")
+
+
+@pytest.mark.parametrize("cls", [skae.AutoencoderTransformer, skae.VariationalAE])
+def test_poisson_converts(X, cls):
+    """loss='poisson': codes and rates (Exp output) convert; the score does not."""
+    counts = np.round(X / 4).astype(np.float32)  # digits' 0..16 pixels as counts 0..4
+    est = make(cls, loss="poisson").fit(counts)
+    assert_allclose(converted(est, counts), est.transform(counts), **TOL[np.float32])
+    codes = est.transform(counts)
+    rates = converted(est, codes, method="inverse_transform")
+    assert_allclose(rates, est.inverse_transform(codes), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="log-gamma"):
+        converted(est, counts, method="score_samples")
