@@ -158,14 +158,18 @@ def conv_stack(input_shape, n_components, channels, kernel_size, activation, cod
     return nn.Sequential(*encoder), nn.Sequential(*decoder), width
 
 
-def build_module(est, n_features, variational):
+def build_module(est, n_features, variational, module_class=None):
     """The module for ``est.encoder``/``est.decoder`` (not both None).
 
     ``'conv'`` builds :func:`conv_stack` from ``input_shape``,
     ``conv_channels`` and ``kernel_size``; modules are deep-copied (float32)
-    and checked with a dry forward pass on 2 rows.
+    and checked with a dry forward pass on 2 rows. ``module_class`` (called
+    as :class:`ModularAutoencoder` is) replaces the default wrapper, e.g. for
+    SemanticHashing's binary code.
     """
-    cls = VariationalModularAutoencoder if variational else ModularAutoencoder
+    cls = module_class or (
+        VariationalModularAutoencoder if variational else ModularAutoencoder
+    )
     k = est.n_components
     code_width = 2 * k if variational else k
     output = est._output_activation

@@ -1,10 +1,14 @@
 """SemanticHashing: binary codes from an autoencoder, and retrieval by address."""
 
+import functools
+
 import numpy as np
 import torch
 
 from . import _hamming, _modules
 from ._base import _BaseAutoencoder, _store_params
+from ._custom_modules import ModularAutoencoder
+from ._custom_modules import build_module as build_custom_module
 from ._docstrings import fill_doc
 from ._modules import Autoencoder
 from ._rng import build_module
@@ -51,14 +55,45 @@ class HashingAutoencoder(Autoencoder):
 
     def forward(self, x):
         logits = self.code(self.encoder(x))
-        if not self.training:
-            code = (logits > 0).to(logits.dtype)
-        elif self.binarization == "noise":
-            code = torch.sigmoid(logits + self.noise_std * _modules.standard_normal(logits))
-        else:
-            prob = torch.sigmoid(logits)
-            code = prob + ((logits > 0).to(prob.dtype) - prob).detach()
+        code = binary_code(logits, self.training, self.binarization, self.noise_std)
         return self.decoder(code), code, logits
+
+
+class HashingModularAutoencoder(ModularAutoencoder):
+    """:class:`~skae._custom_modules.ModularAutoencoder` with a binary code.
+
+    The encoder (the built-in conv stack or the user's module) gives the
+    code layer's pre-activation ``a``; ``encode`` returns ``sigmoid(a)``
+    (the ``code_activation`` argument is ignored: the code is always
+    logistic) and ``forward`` binarises as :class:`HashingAutoencoder` does.
+    """
+
+    def __init__(
+        self, encoder, decoder, n_features, n_components, code_activation="logistic",
+        output_activation="identity", activation_width=None, *, binarization="noise",
+        noise_std=4.0,
+    ):
+        super().__init__(
+            encoder, decoder, n_features, n_components, "logistic", output_activation,
+            activation_width,
+        )
+        self.binarization = binarization
+        self.noise_std = float(noise_std)
+
+    def forward(self, x):
+        logits = self.encoder(x)
+        code = binary_code(logits, self.training, self.binarization, self.noise_std)
+        return self.decoder(code), code, logits
+
+
+def binary_code(logits, training, binarization, noise_std):
+    """The code the decoder sees: see :class:`HashingAutoencoder`."""
+    if not training:
+        return (logits > 0).to(logits.dtype)
+    if binarization == "noise":
+        return torch.sigmoid(logits + noise_std * _modules.standard_normal(logits))
+    prob = torch.sigmoid(logits)
+    return prob + ((logits > 0).to(prob.dtype) - prob).detach()
 
 
 def _check_count(value, name):
@@ -86,6 +121,12 @@ class SemanticHashing(_BaseAutoencoder):
     at all: it looks up the addresses of the Hamming ball around each query
     in a hash table of the fitted codes, so its cost per query depends on
     the radius and the number of results, not on the number of fitted rows.
+
+    The network is the fully connected one of ``hidden_layer_sizes``, or
+    ``encoder='conv'`` (the convolutional stack, for images) or the user's
+    ``encoder``/``decoder`` modules: the encoder's ``n_components`` outputs
+    are then the code layer's pre-activation, which the estimator passes
+    through the noise (or the straight-through threshold) and the sigmoid.
 
     Parameters
     ----------
@@ -229,16 +270,14 @@ class SemanticHashing(_BaseAutoencoder):
     # ------------------------------------------------------------------
     # hooks
     # ------------------------------------------------------------------
-    def _check_params(self, X):
-        super()._check_params(X)
-        if self.encoder is not None or self.decoder is not None:
-            raise ValueError(
-                "SemanticHashing trains its own fully connected network with a "
-                "binary code; encoder and decoder must be None, got "
-                f"encoder={self.encoder!r}, decoder={self.decoder!r}."
-            )
-
     def _build_module(self, n_features):
+        if self.encoder is not None or self.decoder is not None:
+            factory = functools.partial(
+                HashingModularAutoencoder,
+                binarization=self.binarization,
+                noise_std=self.noise_std,
+            )
+            return build_custom_module(self, n_features, False, module_class=factory)
         return build_module(
             HashingAutoencoder,
             n_features,

@@ -139,12 +139,3 @@ def test_float64_user_module_and_float64_inference(digits):
     assert encoder[0].weight.dtype == torch.float64  # the user's module untouched
     np.testing.assert_allclose(ae.transform(X), ae.transform(X.astype(np.float32)),
                                rtol=1e-4, atol=1e-4)
-
-
-def test_semantic_hashing_refuses_other_networks(digits):
-    from skae import SemanticHashing
-
-    encoder, decoder = _pair()
-    for kw in (dict(encoder="conv", input_shape=(1, 8, 8)), dict(encoder=encoder, decoder=decoder)):
-        with pytest.raises(ValueError, match="SemanticHashing trains its own"):
-            SemanticHashing(4, device="cpu", **kw).fit(digits[0][:50])

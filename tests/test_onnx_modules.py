@@ -29,8 +29,8 @@ SHAPES = {"2d": (1, 8, 8), "1d": (4, 16)}  # digits rows as 8x8 images or 4 x 16
 # and user modules in float32 (onnxruntime has no float64 Conv kernel), so
 # they agree with the float64 transform to float32 precision too.
 TOL = dict(rtol=1e-5, atol=1e-5)
-# Every public estimator but SemanticHashing, whose network is always the
-# fully connected one (test_semantic_hashing_has_only_the_mlp).
+# Every public estimator but SemanticHashing, whose transform returns bits
+# and has no score_samples (test_semantic_hashing_codes).
 NETWORKS = [cls for cls in public_estimators() if cls is not skae.SemanticHashing]
 
 
@@ -163,12 +163,18 @@ def test_user_module_matches(user_fitted, X, dtype):
     assert_methods_match(user_fitted, X, dtype)
 
 
-def test_semantic_hashing_has_only_the_mlp(X):
-    """Why SemanticHashing is not in the matrices above: it refuses both
-    networks at fit (its MLP path is covered by tests/test_onnx.py)."""
-    for params in (dict(input_shape=(1, 8, 8), **CONV), user_modules(K)):
-        with pytest.raises(ValueError, match="encoder and decoder must be None"):
-            fit(make(skae.SemanticHashing, **params), X)
+@pytest.mark.parametrize("network", ["conv", "user"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_semantic_hashing_codes(X, network, dtype):
+    """SemanticHashing on both networks: the same uint8 bits, and decoding."""
+    params = dict(input_shape=(1, 8, 8), **CONV) if network == "conv" else user_modules(K)
+    est = fit(make(skae.SemanticHashing, **params), X)
+    Xd = X.astype(dtype)
+    codes = converted(est, Xd)
+    assert codes.dtype == np.uint8
+    assert_array_equal(codes, est.transform(Xd))
+    bits = codes.astype(dtype)
+    assert_allclose(converted(est, bits, "inverse_transform"), est.inverse_transform(bits), **TOL)
 
 
 def test_user_module_across_opsets(X):
