@@ -45,6 +45,7 @@ from skorch.callbacks import Callback, EarlyStopping, EpochTimer
 from skorch.utils import TeeGenerator
 
 from ._batches import BatchIterator, TensorData
+from ._fast_step import plan as fast_step_plan
 from ._logging import BestFlags, TrainingLog
 from ._stopping import StoppingRule, _StopTraining
 from ._threads import rebalance
@@ -187,8 +188,13 @@ class AutoencoderNet(NeuralNet):
         if self._decays:  # MLP's alpha / batch size (all ranks' rows)
             rows = self.global_rows(len(batch[0]))
             self.optimizer_.param_groups[0]["weight_decay"] = self.alpha / rows
-        self.optimizer_.zero_grad(set_to_none=True)
-        step = self.train_step_single(batch, **fit_params)
+        fast = self._fast_step
+        if fast is None:
+            self.optimizer_.zero_grad(set_to_none=True)
+            step = self.train_step_single(batch, **fit_params)
+        else:  # the same loss and gradients, without autograd (skae._fast_step)
+            loss, output = fast(batch[0])
+            step = {"loss": loss, "y_pred": output}
         self.notify(
             "on_grad_computed",
             named_parameters=TeeGenerator(self.get_all_learnable_params()),
@@ -233,6 +239,8 @@ class AutoencoderNet(NeuralNet):
 
     # -- data-parallel training (skae._distributed sets _data_parallel) ------
     _data_parallel = None
+    # The hand-written step for this partial_fit call, or None (autograd).
+    _fast_step = None
 
     def global_rows(self, n_rows):
         """Rows in this step over all ranks (``n_rows`` of each rank)."""
@@ -389,6 +397,7 @@ class AutoencoderNet(NeuralNet):
         self.interrupted_, self.stopped_by_ = False, None
         self.notify("on_train_begin", X=X, y=y)
         self._save_epoch_state()
+        self._fast_step = fast_step_plan(self)
         try:
             self.fit_loop(X, y, **fit_params)
         except _StopTraining:
@@ -403,6 +412,7 @@ class AutoencoderNet(NeuralNet):
                 stacklevel=user_stacklevel(),
             )
         finally:
+            self.__dict__.pop("_fast_step", None)
             self.__dict__.pop("_epoch_state", None)
             self.__dict__.pop("_epoch_state_ready", None)
         self.notify("on_train_end", X=X, y=y)
