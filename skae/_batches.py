@@ -42,7 +42,9 @@ class BatchIterator:
     Without shuffling and without an index subset the batches are views (no
     copy). Otherwise one permutation is drawn per epoch from torch's (forked,
     seeded) generator on the data's device and each batch is gathered with
-    one indexing call.
+    one indexing call. When one batch holds every row it is not shuffled
+    (no permutation is drawn): a batch's loss is a mean over its rows, so
+    their order does not change it.
     """
 
     def __init__(self, data, batch_size, shuffle):
@@ -54,6 +56,9 @@ class BatchIterator:
     def __iter__(self):
         X, y, order = self.data.X, self.data.y, self.data.indices
         n, bs = len(self.data), self.batch_size
+        if n <= bs:  # one batch holds every row: its order changes nothing
+            yield (X, y) if order is None else (X[order], None if y is None else y[order])
+            return
         if self.shuffle:
             perm = torch.randperm(n, device=X.device, generator=current(X.device))
             order = perm if order is None else order[perm]
