@@ -57,7 +57,8 @@ class BatchIterator:
         X, y, order = self.data.X, self.data.y, self.data.indices
         n, bs = len(self.data), self.batch_size
         if n <= bs:  # one batch holds every row: its order changes nothing
-            yield (X, y) if order is None else (X[order], None if y is None else y[order])
+            rows = slice(0, n) if order is None else order  # a view of a tensor
+            yield X[rows], (None if y is None else y[rows])
             return
         if self.shuffle:
             perm = torch.randperm(n, device=X.device, generator=current(X.device))

@@ -195,7 +195,7 @@ class FastStep:
         grads = []
         for p in self.params:
             g = p.grad
-            if g is None or g.shape != p.shape:
+            if g is None or g.shape != p.shape or g.dtype != p.dtype:
                 p.grad = g = torch.empty_like(p, memory_format=torch.contiguous_format)
             grads.append(g)
         return grads

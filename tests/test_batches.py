@@ -35,3 +35,20 @@ def test_index_subset_and_targets():
     ys = torch.cat([b[1] for b in out])
     assert sorted(xs.tolist()) == [1.0, 3.0, 5.0, 7.0]
     assert torch.equal(xs.long(), ys)
+
+
+def test_one_batch_of_every_row_is_a_view_and_draws_nothing():
+    # Shuffling one batch that holds every row would change no mean: the
+    # batch is the data (a view, or the index subset), and the fit's
+    # generator is not advanced.
+    from skae._rng import current, fit_generators
+
+    X = torch.arange(12, dtype=torch.float32).reshape(6, 2)
+    y = torch.arange(6)
+    with fit_generators(0):
+        before = current(X.device).get_state()
+        ((xb, yb),) = BatchIterator(TensorData(X, y), batch_size=6, shuffle=True)
+        assert torch.equal(current(X.device).get_state(), before)
+        ((xs, ys),) = BatchIterator(TensorData(X, y, torch.tensor([4, 1])), 10, True)
+    assert xb.data_ptr() == X.data_ptr() and torch.equal(xb, X) and torch.equal(yb, y)
+    assert torch.equal(xs, X[[4, 1]]) and torch.equal(ys, torch.tensor([4, 1]))
