@@ -256,10 +256,38 @@ class FastStep:
             # saved[i] is this layer's input; a tied layer's weight is used
             # transposed, so its gradient is the transposed product.
             left, right = (grad.t(), saved[i]) if kind == _LINEAR else (saved[i].t(), grad)
-            if self.first_write[i]:
-                torch.mm(left, right, out=grads[w_slot])
-            else:
-                grads[w_slot].addmm_(left, right)
+            _product_into(grads[w_slot], left, right, self.first_write[i])
             torch.sum(grad, 0, out=grads[b_slot])
             if i > self.first_param_step:
-                grad = torch.mm(grad, weight) if kind == _LINEAR else torch.mm(grad, weight.t())
+                grad = _product(grad, weight if kind == _LINEAR else weight.t())
+
+
+# A product with a narrow result (few columns, many rows) is several times
+# slower in MKL's sgemm than the same product computed transposed, into a
+# wide result (measured on 150 x 100 by 100 x 4: ~22 us against ~6 us).
+_NARROW = 8
+
+
+def _narrow(rows, cols):
+    return cols <= _NARROW and cols * 4 <= rows
+
+
+def _product(left, right):
+    """``left @ right``, computed transposed when the result is narrow."""
+    if _narrow(left.shape[0], right.shape[1]):
+        return torch.mm(right.t(), left.t()).t()
+    return torch.mm(left, right)
+
+
+def _product_into(out, left, right, write):
+    """``out = left @ right`` (``write``) or ``out += left @ right``."""
+    if _narrow(left.shape[0], right.shape[1]):
+        wide = torch.mm(right.t(), left.t())
+        if write:
+            out.copy_(wide.t())
+        else:
+            out.add_(wide.t())
+    elif write:
+        torch.mm(left, right, out=out)
+    else:
+        out.addmm_(left, right)

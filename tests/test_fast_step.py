@@ -43,10 +43,12 @@ def _data(loss, n=40, d=4, seed=0):
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("loss, output", LOSSES)
 @pytest.mark.parametrize("tied, alpha, code", [(False, 0.0, "identity"), (True, 0.3, "tanh")])
-def test_step_gradients_equal_autograd_in_float64(activation, loss, output, tied, alpha, code):
+@pytest.mark.parametrize("hidden", [(6, 5), (40,)])  # (40,): products computed transposed
+def test_step_gradients_equal_autograd_in_float64(activation, loss, output, tied, alpha, code,
+                                                  hidden):
     X = _data(loss)
     est = AutoencoderTransformer(**_params(activation, loss, output, tied, alpha, code,
-                                           max_iter=1))
+                                           max_iter=1, hidden_layer_sizes=hidden))
     net = est.fit(X)._net
     net.module_.double().train()
     step = fast_step.plan(net)
@@ -173,3 +175,18 @@ def test_every_activation_is_covered():
     assert names == set(ACTIVATIONS)
     assert {MODULES[name] for name in names} - {torch.nn.Identity} == set(
         fast_step.ACTIVATIONS)
+
+
+@pytest.mark.parametrize("write", [True, False])
+@pytest.mark.parametrize("shape", [(30, 7, 3), (3, 7, 30), (40, 5, 8), (6, 5, 6)])
+def test_products_equal_plain_mm_in_either_orientation(shape, write):
+    rows, inner, cols = shape
+    gen = torch.Generator().manual_seed(0)
+    left = torch.randn(rows, inner, dtype=torch.float64, generator=gen)
+    right = torch.randn(inner, cols, dtype=torch.float64, generator=gen)
+    start = torch.randn(rows, cols, dtype=torch.float64, generator=gen)
+    torch.testing.assert_close(fast_step._product(left, right), left @ right)
+    out = start.clone()
+    fast_step._product_into(out, left, right, write)
+    torch.testing.assert_close(out, left @ right + (0 if write else start))
+    assert out.is_contiguous()
