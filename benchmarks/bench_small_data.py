@@ -11,7 +11,9 @@ more stable figure (it is not meaningful for the parallel parts).
    (a 64-100-2-100-64 network on digits, 4-100-2-100-4 on iris) against
    ``MLPRegressor(hidden_layer_sizes=(100, 2, 100))`` fitted on ``(X, X)`` and
    a plain PyTorch loop over the same torch module, same epochs, torch on one
-   thread, both stopping rules disabled (every fit runs all epochs).
+   thread, both stopping rules disabled (every fit runs all epochs). ``skae
+   autograd`` is the same skae fit with the hand-written step
+   (:mod:`skae._fast_step`) switched off, so that its share shows.
 2. ``search``: a 12-fit ``GridSearchCV`` on digits with ``n_jobs=1``, then
    ``n_jobs=2`` (loky processes; the worker pool is started and warmed up
    before timing), joblib's threading backend with 2 jobs, and joblib's dask
@@ -67,6 +69,18 @@ def skae_fit(X, epochs):
     return est
 
 
+def skae_autograd_fit(X, epochs):
+    """:func:`skae_fit` through autograd: the net finds no fast step plan."""
+    from skae import _net
+
+    plan = _net.fast_step_plan
+    _net.fast_step_plan = lambda net: None
+    try:
+        return skae_fit(X, epochs)
+    finally:
+        _net.fast_step_plan = plan
+
+
 def mlp_fit(X, epochs):
     est = MLPRegressor(
         hidden_layer_sizes=(100, 2, 100), max_iter=epochs, tol=0.0,
@@ -102,7 +116,12 @@ def part_epoch(datasets, epochs, repeats):
     print(f"Part 1: per-epoch fit time, {epochs} epochs, torch on 1 thread, median of {repeats}")
     print(f"{'data':<7} {'side':<13} {'wall ms/ep':>10} {'cpu ms/ep':>10} "
           f"{'wall vs MLP':>11} {'cpu vs MLP':>10}")
-    sides = {"skae": skae_fit, "MLPRegressor": mlp_fit, "torch loop": torch_loop}
+    sides = {"skae": skae_fit, "skae autograd": skae_autograd_fit,
+             "MLPRegressor": mlp_fit, "torch loop": torch_loop}
+    from skae import _net
+
+    if not hasattr(_net, "fast_step_plan"):  # a skae without the fast step
+        del sides["skae autograd"]
     for name, X in datasets.items():
         times = {side: [] for side in sides}
         for fn in sides.values():  # one untimed run each (lazy start-up)

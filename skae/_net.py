@@ -18,6 +18,16 @@ from a stock skorch net, and why:
   not by autograd through the loss, which only carries the penalty's value
   (as MLP's ``loss_curve_`` does): the same update, without a backward pass
   through the penalty;
+* the plain MLP autoencoder (:class:`~skae._modules.Autoencoder` with the
+  plain objective, ``'squared_error'`` or ``'log_loss'``, no per-batch
+  listener, one process, ``verbose=0``) trains through
+  :class:`skae._fast_step.FastStep`: the forward pass, the loss and the
+  gradients by hand, without autograd, in a few fused ops (the same loss
+  and gradients; the optimiser step is unchanged). ``train_step`` takes it
+  when :func:`skae._fast_step.plan` gives one at the start of a training
+  call, autograd otherwise (corruption, contractive, variational, sparsity
+  and hashing terms, user and conv modules, per-batch callbacks,
+  ``distributed``);
 * per-batch events (``on_batch_begin``, ``on_batch_end``,
   ``on_grad_computed``) are only dispatched, and per-batch history rows only
   kept, when some callback handles one of them: a step of a small model
