@@ -229,13 +229,15 @@ def part_union(repeats, quick):
         for side, make in sides.items():
             holder = {}
             times[side].append(_timed(lambda make=make, holder=holder: holder.setdefault(
-                "s", feature_union_search(make(), X, y, grid)))[0])
+                "s", feature_union_search(make(), X, y, grid))))
             scores[side] = holder["s"].best_score_
-    base = statistics.median(times["PCA"])
-    print(f"{'transformer':<24} {'wall s':>8} {'vs PCA':>7} {'best CV accuracy':>17}")
-    for side, ts in times.items():
-        t = statistics.median(ts)
-        print(f"{side:<24} {t:8.2f} {t / base:7.1f} {scores[side]:17.3f}")
+    med = {s: [statistics.median(t[i] for t in ts) for i in (0, 1)] for s, ts in times.items()}
+    base = med["PCA"]
+    print(f"{'transformer':<24} {'wall s':>8} {'cpu s':>8} {'wall vs PCA':>11} "
+          f"{'cpu vs PCA':>10} {'best CV accuracy':>17}")
+    for side, (wall, cpu) in med.items():
+        print(f"{side:<24} {wall:8.2f} {cpu:8.2f} {wall / base[0]:11.1f} {cpu / base[1]:10.1f} "
+              f"{scores[side]:17.3f}")
 
 
 def main():

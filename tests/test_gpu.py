@@ -95,3 +95,25 @@ def test_partial_fit_streams_chunks_on_the_gpu(X):
             est.partial_fit(X[start : start + 100])
     assert est.device_.startswith("cuda")
     assert est.loss_curve_[-1] < 0.7 * est.loss_curve_[0]  # 0.58 on the CPU
+
+
+@pytest.mark.parametrize("tied, loss", [(False, "squared_error"), (True, "log_loss")])
+def test_fast_step_fit_equals_autograd_fit_on_the_gpu(X, tied, loss):
+    # The hand-written step (skae._fast_step) on CUDA: the same fit as
+    # autograd's, which a per-batch listener forces.
+    from skorch.callbacks import Callback
+
+    import skae._fast_step as fast_step
+
+    class Listens(Callback):
+        def on_batch_end(self, net, **kwargs):
+            pass
+
+    params = dict(hidden_layer_sizes=(32,), max_iter=4, batch_size=64, tied_weights=tied,
+                  loss=loss, alpha=0.01, random_state=0, device="cuda")
+    fast = skae.AutoencoderTransformer(2, **params).fit(X)
+    slow = skae.AutoencoderTransformer(2, callbacks=[Listens()], **params).fit(X)
+    assert fast_step.plan(fast._net) is not None and fast_step.plan(slow._net) is None
+    assert_allclose(fast.loss_curve_, slow.loss_curve_, rtol=1e-4)
+    for p, q in zip(fast.module_.parameters(), slow.module_.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-4)
