@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as _module_globals
 
-from ._losses import ReconstructionLoss
+from ._losses import ReconstructionLoss, l2_penalty, log_loss_with_logits
 from ._modules import Autoencoder, TiedLinear
 from ._objective import ReconstructionObjective
 
@@ -226,27 +226,32 @@ class FastStep:
         return value, (a, code)
 
     def _loss_grad(self, z, x):
-        """The batch loss and its gradient with respect to ``z``."""
+        """The batch loss and its gradient with respect to ``z``.
+
+        The loss's value is computed with the autograd path's own ops, in
+        its order, and the gradient as autograd's backward computes it
+        (``(1/n)`` times ``2 r`` then the output activation's derivative;
+        ``(sigmoid(z) - x) / n``): both are bit for bit the same.
+        """
         n = len(x)
         if self.log_loss:
-            value = F.binary_cross_entropy_with_logits(z, x, reduction="sum")
+            loss = log_loss_with_logits(z, x).mean()
             grad = torch.sigmoid(z).sub_(x).mul_(1.0 / n)
         else:
             out = z if self.output is None else self.output[2](z)
             r = out - x
-            flat = r.view(-1)
-            value = torch.dot(flat, flat)
+            loss = r.pow(2).sum(dim=1).mean()
             grad = r.mul_(2.0 / n)
             if self.output is not None:
                 grad = self.output[1](grad, out)
-        if not self.alpha:
-            return value * (1.0 / n), grad
-        # sum ||W||^2 from one foreach norm: four ops whatever the depth.
-        norms = torch.stack(torch._foreach_norm(self.weights))
-        loss = torch.dot(norms, norms).mul_(0.5 * self.alpha / n).add_(value, alpha=1.0 / n)
+        if self.alpha:  # the value only: its gradient is the optimiser's decay
+            loss = loss + self.alpha * l2_penalty(self.weights) / n
         return loss, grad
 
     def _backward(self, grad, saved):
+        """Every parameter's gradient into its ``.grad``, as autograd's
+        backward computes it (the same products in the same orientation;
+        a tied weight's two products added, not accumulated in the mm)."""
         grads = self._grads()
         for i in range(len(self.steps) - 1, self.first_param_step - 1, -1):
             kind, weight, _, act, w_slot, b_slot = self.steps[i]
@@ -256,38 +261,10 @@ class FastStep:
             # saved[i] is this layer's input; a tied layer's weight is used
             # transposed, so its gradient is the transposed product.
             left, right = (grad.t(), saved[i]) if kind == _LINEAR else (saved[i].t(), grad)
-            _product_into(grads[w_slot], left, right, self.first_write[i])
+            if self.first_write[i]:
+                torch.mm(left, right, out=grads[w_slot])
+            else:
+                grads[w_slot].add_(torch.mm(left, right))
             torch.sum(grad, 0, out=grads[b_slot])
             if i > self.first_param_step:
-                grad = _product(grad, weight if kind == _LINEAR else weight.t())
-
-
-# A product with a narrow result (few columns, many rows) is several times
-# slower in MKL's sgemm than the same product computed transposed, into a
-# wide result (measured on 150 x 100 by 100 x 4: ~22 us against ~6 us).
-_NARROW = 8
-
-
-def _narrow(rows, cols):
-    return cols <= _NARROW and cols * 4 <= rows
-
-
-def _product(left, right):
-    """``left @ right``, computed transposed when the result is narrow."""
-    if _narrow(left.shape[0], right.shape[1]):
-        return torch.mm(right.t(), left.t()).t()
-    return torch.mm(left, right)
-
-
-def _product_into(out, left, right, write):
-    """``out = left @ right`` (``write``) or ``out += left @ right``."""
-    if _narrow(left.shape[0], right.shape[1]):
-        wide = torch.mm(right.t(), left.t())
-        if write:
-            out.copy_(wide.t())
-        else:
-            out.add_(wide.t())
-    elif write:
-        torch.mm(left, right, out=out)
-    else:
-        out.addmm_(left, right)
+                grad = torch.mm(grad, weight) if kind == _LINEAR else torch.mm(grad, weight.t())
