@@ -2,28 +2,32 @@
 
 On small data a training step of a small network costs what its torch
 operations cost to dispatch, not what they compute: autograd records a graph
-node per operation, then walks it, and the loss is built from several small
-reductions. :class:`FastStep` computes the same loss and the same gradients
-with fewer, fused operations, under no autograd at all:
+node per operation, then walks it, and accumulates every gradient through
+its own buffers. :class:`FastStep` computes the same loss and the same
+gradients, bit for bit, with fewer operations and no autograd at all:
 
 * forward: one ``addmm`` per linear layer (tied layers included) and the
   activations in place on its fresh output; the inputs of the linear layers
   and the activations' outputs are kept for the backward pass;
-* loss: the gradient of the mean loss with respect to the decoder's
-  pre-activation in closed form (``2 (f(z) - x) f'(z) / n`` for
-  ``'squared_error'`` with output activation ``f``, ``(sigmoid(z) - x) / n``
-  for ``'log_loss'``), and the loss's value with one reduction;
-* backward: per linear layer one ``mm`` (written straight into the weight's
-  ``.grad``; a tied weight's second product is added with ``addmm_``), one
-  ``sum`` into the bias's ``.grad`` and one ``mm`` for the layer's input;
-  the activations' derivatives from their outputs in one op each.
+* loss: its value with the objective's own ops; its gradient with respect
+  to the decoder's pre-activation in closed form, as autograd's backward
+  computes it (``(1/n) 2 (f(z) - x)`` then ``f'`` for ``'squared_error'``
+  with output activation ``f``, ``(sigmoid(z) - x) / n`` for
+  ``'log_loss'``);
+* backward: per linear layer one ``mm`` written straight into the weight's
+  ``.grad`` (in autograd's orientation; a tied weight's second product is
+  added to it, as autograd's input buffer does), one ``sum`` into the
+  bias's ``.grad`` and one ``mm`` for the layer's input; the activations'
+  derivatives from their outputs in one op each.
 
 MLP's ``alpha`` penalty enters as in the autograd path: its value is added
 to the loss, its gradient is the optimiser's ``weight_decay``. The optimiser
 step is unchanged. :func:`plan` decides whether a net may use the fast step
 (the plain :class:`~skae._modules.Autoencoder`, the plain objective, no
 listener to per-batch events, one process) and returns None otherwise, so
-that every other case takes autograd.
+that every other case takes autograd. Because both paths compute the same
+numbers, a fit does not depend on which one ran (a DenoisingAE with zero
+noise, trained by autograd, is exactly the plain autoencoder).
 """
 
 import torch
