@@ -36,9 +36,15 @@ def log_loss_with_logits(logits, target):
 def l2_penalty(weights):
     """``0.5 * sum ||W||_F^2`` over the given weight matrices (no biases).
 
-    One dot product per matrix: a single read, no squared temporary.
+    Four ops whatever the number of matrices (one foreach norm, then the
+    squared length of the vector of norms): the value is computed at every
+    training step, where per-op cost dominates on small networks.
     """
-    return 0.5 * sum(torch.dot(w.reshape(-1), w.reshape(-1)) for w in weights)
+    weights = list(weights)
+    if not weights:
+        return torch.zeros(())
+    norms = torch.stack(torch._foreach_norm(weights))
+    return 0.5 * torch.dot(norms, norms)
 
 
 def l1_activity(code):

@@ -406,8 +406,10 @@ class AutoencoderNet(NeuralNet):
         self.interrupted_, self.stopped_by_ = False, None
         self.notify("on_train_begin", X=X, y=y)
         self._save_epoch_state()
-        self._fast_step = fast_step_plan(self)
         try:
+            # Decided once per call: callbacks, verbosity and data
+            # parallelism are fixed while it trains.
+            self._fast_step = fast_step_plan(self)
             self.fit_loop(X, y, **fit_params)
         except _StopTraining:
             pass
