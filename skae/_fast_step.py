@@ -31,7 +31,6 @@ noise, trained by autograd, is exactly the plain autoencoder).
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as _module_globals
 
