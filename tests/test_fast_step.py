@@ -10,6 +10,7 @@ from skae import (
     AutoencoderTransformer,
     ContractiveAE,
     DenoisingAE,
+    SemanticHashing,
     StackedAE,
     VariationalAE,
 )
@@ -129,6 +130,7 @@ FALLBACKS = {
     "contractive": lambda: ContractiveAE(2, hidden_layer_sizes=(5,)),
     "variational": lambda: VariationalAE(2, hidden_layer_sizes=(5,)),
     "stacked": lambda: StackedAE(2, hidden_layer_sizes=(5,), pretrain_max_iter=1),
+    "hashing": lambda: SemanticHashing(4, hidden_layer_sizes=(5,)),
     "sparsity": lambda: AutoencoderTransformer(2, hidden_layer_sizes=(5,), sparsity_weight=0.1),
     "poisson": lambda: AutoencoderTransformer(2, hidden_layer_sizes=(5,), loss="poisson"),
     "verbose": lambda: AutoencoderTransformer(2, hidden_layer_sizes=(5,), verbose=1),
