@@ -22,8 +22,8 @@ from a stock skorch net, and why:
   plain objective, ``'squared_error'`` or ``'log_loss'``, no per-batch
   listener, one process, ``verbose=0``) trains through
   :class:`skae._fast_step.FastStep`: the forward pass, the loss and the
-  gradients by hand, without autograd, in a few fused ops (the same loss
-  and gradients; the optimiser step is unchanged). ``train_step`` takes it
+  gradients by hand, without autograd, in fewer ops (autograd's loss and
+  gradients bit for bit; the optimiser step is unchanged). ``train_step`` takes it
   when :func:`skae._fast_step.plan` gives one at the start of a training
   call, autograd otherwise (corruption, contractive, variational, sparsity
   and hashing terms, user and conv modules, per-batch callbacks,
