@@ -114,6 +114,10 @@ def recipes(max_iter, pretrain):
             30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
             batch_size=64, alpha=1.0, **common
         ),
+        "dconv-32-64-b64-a1-cos": lambda: DenoisingAE(
+            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
+            batch_size=64, alpha=1.0, noise="masking", noise_level=0.1, **common
+        ),
         "conv-32-64-b64-a3-cos": lambda: AutoencoderTransformer(
             30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
             batch_size=64, alpha=3.0, **common
