@@ -6,7 +6,10 @@ queries; pixels in [0, 1]; a retrieved image is relevant when it has the
 query's label. Each method maps images to ``bits``-bit codes, fitted on the
 database only:
 
-* ``SemanticHashing``: skae's autoencoder with a binary code;
+* ``SemanticHashing``: skae's autoencoder with a binary code, trained with
+  its neighbourhood term (``neighbor_weight``: the codes of each batch keep
+  the batch's input-space k-NN graph); with ``--plain``, also the
+  reconstruction-only model of the first round (``neighbor_weight=0``);
 * ``ITQ``: PCA to ``bits`` dimensions, then the rotation that minimises the
   quantisation error, 50 alternating iterations (Gong & Lazebnik 2011);
 * ``PCAH``: the signs of the centred PCA projections;
@@ -27,7 +30,9 @@ random (a seeded random permutation), and we report the precision of the
   against a scan of all the codes for contrast.
 
     python benchmarks/bench_hashing.py                   # all tables
-    python benchmarks/bench_hashing.py --sweep           # binarisation choice, 32 bits
+    python benchmarks/bench_hashing.py --plain           # + the reconstruction-only rows
+    python benchmarks/bench_hashing.py --sweep           # binarisation choice, 32 bits, plain
+    python benchmarks/bench_hashing.py --sweep neighbors # the neighbourhood term's settings
     python benchmarks/bench_hashing.py --quick           # smoke run, < 30 s
 """
 
@@ -128,7 +133,7 @@ def balance(C):
 # ----------------------------------------------------------------------
 
 
-def quality_table(data, bits_list, sh_params):
+def quality_table(data, bits_list, sh_params, plain_params=None):
     X_db, X_q, y_db, y_q = data
     print(f"\n## Retrieval, {len(X_db)} database / {len(X_q)} queries, relevance = same label")
     print("| bits | method | P@100 | mAP | bit means (min-max) | fit s |")
@@ -140,6 +145,10 @@ def quality_table(data, bits_list, sh_params):
         C_db, C_q, est = semantic_hashing(X_db, X_q, bits, **sh_params)
         rows.append(("SemanticHashing", C_db, C_q, time.perf_counter() - t))
         codes[bits] = (C_db, C_q)
+        if plain_params is not None:
+            t = time.perf_counter()
+            C_db_p, C_q_p, _ = semantic_hashing(X_db, X_q, bits, **plain_params)
+            rows.append(("SemanticHashing, plain", C_db_p, C_q_p, time.perf_counter() - t))
         for name, fn in (("ITQ", itq), ("PCAH", pcah), ("LSH", lsh)):
             t = time.perf_counter()
             C_db_b, C_q_b = fn(X_db, X_q, bits)
@@ -156,14 +165,30 @@ def quality_table(data, bits_list, sh_params):
     return codes
 
 
+def neighbor_variants(quick):
+    """Settings of the neighbourhood term, each changed alone from the recipe."""
+    variants = {
+        "recipe": {},
+        "neighbor_weight=0 (reconstruction only)": dict(neighbor_weight=0.0),
+        "neighbor_weight=100": dict(neighbor_weight=100.0),
+        "neighbor_weight=3000": dict(neighbor_weight=3000.0),
+        "batch_size=500": dict(batch_size=500),
+        "batch_neighbors=20": dict(batch_neighbors=20),
+        "neighbor_temperature=0.05": dict(neighbor_temperature=0.05),
+        "neighbor_temperature=0.2": dict(neighbor_temperature=0.2),
+        "60 epochs": dict(max_iter=60),
+    }
+    return dict(list(variants.items())[:2]) if quick else variants
+
+
 def sweep_table(data, bits, base_params, variants):
     X_db, X_q, y_db, y_q = data
-    print(f"\n## Binarisation, {bits} bits, SemanticHashing({base_params})")
+    print(f"\n## Variants, {bits} bits, SemanticHashing({base_params})")
     print("| variant | P@100 | mAP | bit means (min-max) | test recon. error | epochs | fit s |")
     print("|---|---|---|---|---|---|---|")
     for name, extra in variants.items():
         t = time.perf_counter()
-        C_db, C_q, est = semantic_hashing(X_db, X_q, bits, **base_params, **extra)
+        C_db, C_q, est = semantic_hashing(X_db, X_q, bits, **{**base_params, **extra})
         fit_s = time.perf_counter() - t
         p, m = ranking_metrics(hamming_matrix(C_q, C_db), y_db, y_q)
         lo, hi = balance(C_db)
@@ -245,21 +270,35 @@ def radius_table(sizes, n_queries, repeats, bits=32, radius=2, scan_queries=100)
         )
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
-    parser.add_argument("--sweep", action="store_true", help="binarisation sweep at 32 bits")
+    parser.add_argument(
+        "--sweep", nargs="?", const="binarization", choices=("binarization", "neighbors"),
+        help="a table of variants at 32 bits: binarisation (plain model) or the "
+        "neighbourhood term's settings",
+    )
+    parser.add_argument("--plain", action="store_true",
+                        help="also the reconstruction-only model (first round's recipe)")
     parser.add_argument("--mnist-dir", default=None)
     parser.add_argument("--bits", default="16,32,64")
     parser.add_argument("--hidden", default="(512, 256)")
-    parser.add_argument("--max-iter", type=int, default=60)
+    parser.add_argument("--max-iter", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--alpha", type=float, default=1e-4)
-    parser.add_argument("--noise-std", type=float, default=8.0)
+    parser.add_argument("--noise-std", type=float, default=4.0)
     parser.add_argument("--binarization", default="noise")
     parser.add_argument("--balance-weight", type=float, default=1.0)
+    parser.add_argument("--neighbor-weight", type=float, default=1000.0)
+    parser.add_argument("--batch-neighbors", type=int, default=10)
+    parser.add_argument("--neighbor-temperature", type=float, default=0.1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
     torch.set_num_threads(1) if args.quick else None
 
@@ -269,20 +308,33 @@ def main():
         loss="log_loss",
         alpha=args.alpha,
         max_iter=args.max_iter,
+        batch_size=args.batch_size,
         binarization=args.binarization,
         noise_std=args.noise_std,
         balance_weight=args.balance_weight,
+        neighbor_weight=args.neighbor_weight,
+        batch_neighbors=args.batch_neighbors,
+        neighbor_temperature=args.neighbor_temperature,
         random_state=0,
         device=args.device,
+    )
+    # The first round's recipe: reconstruction only, 60 epochs, noise 8, batches of 200.
+    plain_params = dict(
+        sh_params, neighbor_weight=0.0, noise_std=8.0, max_iter=60, batch_size="auto"
     )
     bits_list = [int(b) for b in args.bits.split(",")]
     sizes = (10_000, 1_000_000)
     n_radius_queries = 2000
     if args.quick:
         X_db, y_db, X_q, y_q = X_db[:1000], y_db[:1000], X_q[:200], y_q[:200]
-        sh_params.update(hidden_layer_sizes=(64,), max_iter=3)
+        sh_params.update(hidden_layer_sizes=(64,), max_iter=3, batch_size=200)
+        plain_params.update(hidden_layer_sizes=(64,), max_iter=3)
         bits_list, sizes, n_radius_queries, args.repeats = [16], (10_000, 100_000), 200, 1
     data = (X_db, X_q, y_db, y_q)
+    if args.sweep == "neighbors":
+        variants = neighbor_variants(args.quick)
+        sweep_table(data, 16 if args.quick else 32, sh_params, variants)
+        return
     if args.sweep:
         variants = {
             "noise, std 2": dict(binarization="noise", noise_std=2.0),
@@ -300,13 +352,15 @@ def main():
             variants = dict(list(variants.items())[:2])
         base = {
             k: v
-            for k, v in sh_params.items()
+            for k, v in plain_params.items()
             if k not in ("binarization", "noise_std", "balance_weight")
         }
         sweep_table(data, 16 if args.quick else 32, base, variants)
         return
     print(f"SemanticHashing parameters: {sh_params}")
-    codes = quality_table(data, bits_list, sh_params)
+    if args.plain:
+        print(f"SemanticHashing, plain: {plain_params}")
+    codes = quality_table(data, bits_list, sh_params, plain_params if args.plain else None)
     bits = 32 if 32 in codes else bits_list[0]
     speed_table(*codes[bits], args.repeats)
     radius_table(sizes, n_radius_queries, args.repeats)
