@@ -177,6 +177,8 @@ def neighbor_variants(quick):
         "neighbor_temperature=0.05": dict(neighbor_temperature=0.05),
         "neighbor_temperature=0.2": dict(neighbor_temperature=0.2),
         "60 epochs": dict(max_iter=60),
+        "random_state=1": dict(random_state=1),
+        "random_state=2": dict(random_state=2),
     }
     return dict(list(variants.items())[:2]) if quick else variants
 
