@@ -11,9 +11,9 @@ Two kinds of query:
 * :func:`kneighbors_packed`: the ``k`` codes nearest to each query in Hamming
   distance, ties broken by the lower row index. Distances come from XOR and
   a popcount on 64-bit words (``np.bitwise_count`` where numpy has it, a
-  256-entry table otherwise), in chunks of bounded memory; the ``k`` smallest
-  of each row are selected by one ``np.partition`` of the integer keys
-  ``distance * 2**s + index``, which are distinct, so the order is total.
+  256-entry table otherwise), in chunks of bounded memory; each row of small
+  integer distances is ranked by a stable argsort (numpy's radix sort for 8-
+  and 16-bit integers), so equal distances keep the index order.
 * :meth:`HammingTable.radius_neighbors`: every code within Hamming distance
   ``r``, found by looking up the ``sum_{d <= r} C(n_bits, d)`` addresses of
   the Hamming ball around each query in a hash table of the distinct codes,
