@@ -156,11 +156,14 @@ def test_radius_neighbors_exclude_self_and_scan_fallback():
 
 
 def test_table_handles_probe_collisions(monkeypatch):
-    """Many codes hashed to the same slot: linear probing still finds each."""
+    """Many codes hashed to the same slot, with the same fingerprint: linear
+    probing and the full-key comparison still find each."""
     db = _codes(200, 24)
-    monkeypatch.setattr(
-        _hamming, "_hash", lambda words, n_slot_bits: np.zeros(len(words), dtype=np.intp)
-    )
+
+    def one_slot(words, n_slot_bits):
+        return np.zeros(len(words), dtype=np.intp), np.ones(len(words), dtype=np.uint8)
+
+    monkeypatch.setattr(_hamming, "_hash", one_slot)
     table = HammingTable(pack_codes(db), 24)
     got = table.radius_neighbors(pack_codes(db[:10]), 1)
     for a, b in zip(got, _brute_radius(db[:10], db, 1)):
