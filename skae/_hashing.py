@@ -91,20 +91,15 @@ class SemanticHashing(_BaseAutoencoder):
         0 turns it off.
 
     neighbor_weight : float, default=0.0
-        Weight of the neighbourhood term: in each batch, the
-        Kullback-Leibler divergence from the input-space k-NN graph of the
-        batch's rows to the distribution over the batch's codes of a
-        stochastic-neighbour rule on (soft) Hamming distance, as in NCA and
-        SNE (see Notes). It makes codes preserve input-space neighbourhoods
-        instead of only reconstructing, which retrieval needs: a plain
-        reconstruction code retrieves no better than ITQ. It is on the scale
-        of a few nats a row while the summed ``'log_loss'`` reconstruction of
-        an MNIST image is near 60, so useful weights are large: with 1000,
+        Weight of the neighbourhood term (see Notes): the codes of each
+        batch are made to keep the batch's input-space neighbours, which
+        retrieval needs and reconstruction alone does not give. The term is
+        a few nats a row while the summed ``'log_loss'`` of an MNIST image
+        is near 60, so useful weights are large: with 1000,
         ``batch_size=1000`` and 30 epochs, MNIST at 32 bits reached a
         precision of the 100 nearest of 0.84 and mAP 0.57, against 0.72 and
-        0.44 without it (60 epochs) and ITQ's 0.74 and 0.46 (see
-        ``benchmarks/README.md``). 0 (the default) trains the plain
-        semantic-hashing autoencoder.
+        0.44 without it and ITQ's 0.74 and 0.46 (``benchmarks/README.md``).
+        0 (the default) trains the plain semantic-hashing autoencoder.
 
     batch_neighbors : int, default=10
         Number of nearest rows of the same batch (Euclidean distance between
@@ -124,7 +119,7 @@ class SemanticHashing(_BaseAutoencoder):
         against 0.59 with 6.7 bits); the fraction, 0.1, suits both. Only
         used when ``neighbor_weight > 0``.
 
-Attributes
+    Attributes
     ----------
     {base_attributes}
 
@@ -402,7 +397,7 @@ Attributes
         The rows are found by looking up each address of the Hamming ball
         around the query (the sum of ``C(n_components, d)`` over
         ``d <= radius`` of them)
-        in a hash table of the fitted codes: exact, and the cost per query
+        in a hash table of the fitted codes: exact, and the work per query
         does not grow with the number of fitted rows. When the ball has more
         addresses than there are distinct fitted codes, comparing with those
         codes is cheaper and is done instead (same result).
