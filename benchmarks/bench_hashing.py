@@ -174,6 +174,7 @@ def neighbor_variants(quick):
         "neighbor_weight=3000": dict(neighbor_weight=3000.0),
         "batch_size=500": dict(batch_size=500),
         "batch_neighbors=20": dict(batch_neighbors=20),
+        "neighbor_temperature=0.1": dict(neighbor_temperature=0.1),
         "neighbor_temperature=0.05": dict(neighbor_temperature=0.05),
         "neighbor_temperature=0.2": dict(neighbor_temperature=0.2),
         "60 epochs": dict(max_iter=60),
@@ -293,7 +294,7 @@ def parse_args():
     parser.add_argument("--balance-weight", type=float, default=1.0)
     parser.add_argument("--neighbor-weight", type=float, default=1000.0)
     parser.add_argument("--batch-neighbors", type=int, default=10)
-    parser.add_argument("--neighbor-temperature", type=float, default=0.1)
+    parser.add_argument("--neighbor-temperature", type=float, default=0.15)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     return parser.parse_args()
