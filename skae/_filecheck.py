@@ -117,7 +117,7 @@ def check_optimizer_state(optimizer, saved):
     hold tensors of that parameter's shape and dtype (``step``: a scalar
     count); the hyperparameters must be this estimator's, but
     ``weight_decay``, which the net sets every batch, and ``lr``, which a
-    learning-rate schedule moves (any finite positive rate). Returns the state to load, with this machine's implementation keys.
+    learning-rate schedule moves (any finite non-negative rate). Returns the state to load, with this machine's implementation keys.
     """
     if not (isinstance(saved, dict) and set(saved) == {"state", "param_groups"}):
         raise ValueError("it must hold exactly 'state' and 'param_groups'")
@@ -139,11 +139,12 @@ def check_optimizer_state(optimizer, saved):
                     raise ValueError(f"weight_decay={value!r} is not a finite decay")
                 out[key] = float(value)
             elif key == "lr" and value != ref[key]:
-                # A learning-rate schedule (skorch's LRScheduler) moves it.
-                if not (isinstance(value, Real) and math.isfinite(value) and value > 0):
+                # A learning-rate schedule (skorch's LRScheduler) moves it;
+                # a cosine decay ends at exactly 0.
+                if not (isinstance(value, Real) and math.isfinite(value) and value >= 0):
                     raise ValueError(
                         f"its lr={value!r} is not learning_rate_init ({ref[key]!r}) nor "
-                        "a positive rate a schedule could have set"
+                        "a non-negative rate a schedule could have set"
                     )
                 out[key] = float(value)
             elif value != ref[key]:

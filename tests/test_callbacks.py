@@ -98,6 +98,21 @@ def test_lr_scheduler_changes_the_learning_rate(X):
     assert seen == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
 
 
+def test_cosine_schedule_to_zero_pickles_and_saves(X, tmp_path):
+    """The image recipe's schedule ends at lr=0 exactly: a fitted model still
+    pickles, saves and loads (0 is a rate a schedule sets, not a bad file)."""
+    import pickle
+
+    import skae
+
+    sched = LRScheduler(policy="CosineAnnealingLR", T_max=4)
+    est = _fit(AutoencoderTransformer(max_iter=4, tol=0.0, callbacks=[sched], **CPU), X)
+    assert est._net.optimizer_.param_groups[0]["lr"] == 0.0
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).transform(X), est.transform(X))
+    est.save(tmp_path / "cos.skae")
+    np.testing.assert_array_equal(skae.load(tmp_path / "cos.skae").transform(X), est.transform(X))
+
+
 def test_early_stopping_stops_at_the_expected_epoch(X):
     class Loss(Callback):
         # A validation loss that is best at epoch 3, then worse.
