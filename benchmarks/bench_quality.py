@@ -108,11 +108,19 @@ def recipes(max_iter, pretrain):
             batch_size=64, **common
         ),
         # The same with MLP's weight penalty and a cosine learning-rate
-        # decay that ends with the budget (CosineToDeadline): the recipe
-        # of the user guide.
+        # decay that ends with the budget (CosineToDeadline); with batches
+        # of 32, the recipe of the user guide.
         "conv-32-64-b64-a1-cos": lambda: AutoencoderTransformer(
             30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
             batch_size=64, alpha=1.0, **common
+        ),
+        "conv-32-64-b32-a1-cos": lambda: AutoencoderTransformer(
+            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
+            batch_size=32, alpha=1.0, **common
+        ),
+        "conv-32-64-b16-a1-cos": lambda: AutoencoderTransformer(
+            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
+            batch_size=16, alpha=1.0, **common
         ),
         "dconv-32-64-b64-a1-cos": lambda: DenoisingAE(
             30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
