@@ -137,6 +137,11 @@ def part_epoch(datasets, epochs, repeats):
                   f"{wall / ref[0]:11.2f} {cpu / ref[1]:10.2f}")
 
 
+# doc/scaling.rst: glibc's eager trimming (dask's nanny default) costs page
+# faults per fit; a 16 MiB threshold brings them back to a plain process's.
+_WORKER_ENV = {"OMP_NUM_THREADS": "1", "MALLOC_TRIM_THRESHOLD_": str(16 * 2**20)}
+
+
 def _search(X, n_jobs, max_iter, backend=None):
     import joblib
 
@@ -175,14 +180,24 @@ def part_search(X, max_iter, repeats, with_dask):
     threads = {"n_jobs=1": [torch.get_num_threads()], "n_jobs=2 (loky)": loky_threads,
                "n_jobs=2 (threads)": ["cpu_count // 2 per fit"]}
     if with_dask:
+        import dask
         from distributed import Client, LocalCluster
 
+        # dask's statistical profiler samples every task thread every 10 ms
+        # (``distributed.worker.profile``), taking the GIL from a fit made of
+        # many small torch calls: measured on this search (max_iter=200,
+        # quiet machine, serial on one torch thread) 1.42x with it, 1.58x
+        # without, 1.60x also with _WORKER_ENV. doc/scaling.rst recommends
+        # both for such searches; the workers inherit the config.
         with (
+            dask.config.set({"distributed.worker.profile.enabled": False}),
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                         dashboard_address=None) as cluster,
+                         dashboard_address=None, env=_WORKER_ENV) as cluster,
             Client(cluster) as client,
         ):
             client.run(lambda: _search(X[:60], 1, 1))  # warm the workers
+            profiled = client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
+            assert not any(profiled.values()), profiled
             threads["2 dask workers"] = list(client.run(_threads_seen).values())
             times["2 dask workers"] = [
                 _timed(lambda: _search(X, -1, max_iter, "dask"))[0] for _ in range(repeats)
@@ -259,7 +274,8 @@ def main():
         print()
     if "search" in parts:
         torch.set_num_threads(os.cpu_count())  # a user's default process
-        part_search(digits[:300] if args.quick else digits, 2 if args.quick else 30,
+        # max_iter=200 is the estimator's default, as in the search.
+        part_search(digits[:300] if args.quick else digits, 2 if args.quick else 200,
                     repeats, args.dask)
         print()
     if "union" in parts:
