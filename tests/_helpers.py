@@ -1,8 +1,10 @@
 """Helpers shared by the test modules (imported as ``from _helpers import ...``)."""
 
 import inspect
+import warnings
 
 import torch
+from sklearn.exceptions import ConvergenceWarning
 
 import skae
 from skae._base import _BaseAutoencoder
@@ -33,6 +35,13 @@ def fast_estimator(cls, *args, **params):
     own = inspect.signature(cls).parameters
     merged = {**FAST_PARAMS, **params}
     return cls(*args, **{k: v for k, v in merged.items() if k in own})
+
+
+def fit_quietly(est, X, y=None):
+    """``est.fit(X, y)`` without the ConvergenceWarning of a short fit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X, y)
 
 
 def weights(est):

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _helpers import fit_quietly
 from skorch.callbacks import (
     Callback,
     Checkpoint,
@@ -14,7 +15,6 @@ from skorch.callbacks import (
     LRScheduler,
     ProgressBar,
 )
-from sklearn.exceptions import ConvergenceWarning
 
 from skae import AutoencoderTransformer
 
@@ -27,14 +27,9 @@ def X():
     return rng.normal(size=(120, 8)) @ rng.normal(size=(8, 8))
 
 
-def _fit(est, X, y=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X, y)
-
 
 def test_history_has_the_keys_skorch_callbacks_monitor(X):
-    est = _fit(AutoencoderTransformer(max_iter=4, early_stopping=True, **CPU), X)
+    est = fit_quietly(AutoencoderTransformer(max_iter=4, early_stopping=True, **CPU), X)
     rows = est._net.history
     assert all("train_loss_best" in r and "valid_loss_best" in r for r in rows)
     valid = [r["valid_loss"] for r in rows]
@@ -44,7 +39,7 @@ def test_history_has_the_keys_skorch_callbacks_monitor(X):
 
 def test_checkpoint_writes_files_that_load_into_an_equal_module(X, tmp_path):
     cp = Checkpoint(dirname=str(tmp_path), monitor="valid_loss_best")
-    est = _fit(
+    est = fit_quietly(
         AutoencoderTransformer(max_iter=6, tol=0.0, early_stopping=True, callbacks=[cp], **CPU),
         X,
     )
@@ -59,7 +54,7 @@ def test_checkpoint_writes_files_that_load_into_an_equal_module(X, tmp_path):
 
 def test_checkpoint_without_a_hold_out_monitors_the_training_loss(X, tmp_path):
     cp = Checkpoint(dirname=str(tmp_path), monitor="train_loss_best")
-    est = _fit(AutoencoderTransformer(max_iter=3, tol=0.0, callbacks=[cp], **CPU), X)
+    est = fit_quietly(AutoencoderTransformer(max_iter=3, tol=0.0, callbacks=[cp], **CPU), X)
     assert (tmp_path / "params.pt").exists()
     # The last epoch is checkpointed too (the stop waits for every callback).
     assert [r["event_cp"] for r in est._net.history] == [True] * 3
@@ -67,7 +62,7 @@ def test_checkpoint_without_a_hold_out_monitors_the_training_loss(X, tmp_path):
 
 def test_load_init_state_restores_the_checkpoint(X, tmp_path):
     cp = Checkpoint(dirname=str(tmp_path), monitor=None)
-    first = _fit(AutoencoderTransformer(max_iter=5, tol=0.0, callbacks=[cp], **CPU), X)
+    first = fit_quietly(AutoencoderTransformer(max_iter=5, tol=0.0, callbacks=[cp], **CPU), X)
     start = {}
 
     class Start(Callback):
@@ -78,7 +73,7 @@ def test_load_init_state_restores_the_checkpoint(X, tmp_path):
     second = AutoencoderTransformer(
         max_iter=1, callbacks=[LoadInitState(cp2), Start()], random_state=1, device="cpu"
     )
-    _fit(second, X)
+    fit_quietly(second, X)
     # Training starts from the checkpoint's weights, not from the fresh
     # initialisation of random_state=1, and the history continues.
     for key, value in first.module_.state_dict().items():
@@ -94,7 +89,7 @@ def test_lr_scheduler_changes_the_learning_rate(X):
             seen.append(net.optimizer_.param_groups[0]["lr"])
 
     sched = LRScheduler(policy="StepLR", step_size=2, gamma=0.5)
-    _fit(AutoencoderTransformer(max_iter=6, tol=0.0, callbacks=[sched, Watch()], **CPU), X)
+    fit_quietly(AutoencoderTransformer(max_iter=6, tol=0.0, callbacks=[sched, Watch()], **CPU), X)
     assert seen == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
 
 
@@ -106,7 +101,7 @@ def test_cosine_schedule_to_zero_pickles_and_saves(X, tmp_path):
     import skae
 
     sched = LRScheduler(policy="CosineAnnealingLR", T_max=4)
-    est = _fit(AutoencoderTransformer(max_iter=4, tol=0.0, callbacks=[sched], **CPU), X)
+    est = fit_quietly(AutoencoderTransformer(max_iter=4, tol=0.0, callbacks=[sched], **CPU), X)
     assert est._net.optimizer_.param_groups[0]["lr"] == 0.0
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).transform(X), est.transform(X))
     est.save(tmp_path / "cos.skae")
@@ -139,17 +134,17 @@ def test_gradient_norm_clipping_bounds_the_gradient(X):
             norms.append(float(torch.linalg.vector_norm(torch.stack(
                 [torch.linalg.vector_norm(g) for g in grads]))))
 
-    _fit(AutoencoderTransformer(max_iter=2, callbacks=[Norm()], **CPU), X)
+    fit_quietly(AutoencoderTransformer(max_iter=2, callbacks=[Norm()], **CPU), X)
     assert max(norms) > 0.5  # unclipped gradients are larger than the bound
     norms.clear()
     clip = GradientNormClipping(gradient_clip_value=0.5)
-    _fit(AutoencoderTransformer(max_iter=2, callbacks=[clip, Norm()], **CPU), X)
+    fit_quietly(AutoencoderTransformer(max_iter=2, callbacks=[clip, Norm()], **CPU), X)
     assert len(norms) == 2 and max(norms) <= 0.5 + 1e-5
 
 
 def test_progress_bar_counts_the_batches(X, capsys):
     pytest.importorskip("tqdm")
-    est = _fit(
+    est = fit_quietly(
         AutoencoderTransformer(
             max_iter=2, batch_size=30, tol=0.0, callbacks=[ProgressBar()], **CPU
         ),
@@ -174,7 +169,7 @@ def test_save_stores_skorch_callbacks_and_load_rebuilds_them(X, tmp_path):
         LoadInitState(Checkpoint(dirname="other")),
         ProgressBar(),
     ]
-    est = _fit(AutoencoderTransformer(max_iter=2, callbacks=callbacks[1:4], **CPU), X)
+    est = fit_quietly(AutoencoderTransformer(max_iter=2, callbacks=callbacks[1:4], **CPU), X)
     est.set_params(callbacks=callbacks)
     est.save(tmp_path / "m.skae")
     loaded = skae.load(tmp_path / "m.skae")
@@ -193,7 +188,7 @@ def test_save_stores_skorch_callbacks_and_load_rebuilds_them(X, tmp_path):
 
 
 def test_save_names_the_callbacks_it_cannot_store(X, tmp_path):
-    est = _fit(AutoencoderTransformer(max_iter=1, **CPU), X)
+    est = fit_quietly(AutoencoderTransformer(max_iter=1, **CPU), X)
 
     class Mine(Callback):
         pass

@@ -9,14 +9,12 @@ each rank wrote with single-process fits made here.
 
 import os
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 import torch
 from _ddp_worker import launch
-from _helpers import public_estimators
-from sklearn.exceptions import ConvergenceWarning
+from _helpers import fit_quietly, public_estimators
 
 import skae
 import skae._modules
@@ -66,11 +64,6 @@ def _low_rank(n_samples=210, n_features=16, seed=0):
 def _labels(X):
     return (X[:, 0] > np.median(X[:, 0])).astype(int)
 
-
-def _fit(est, X, y=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X, y)
 
 
 def _state(est):
@@ -128,8 +121,8 @@ def test_world_of_one_equals_a_plain_fit(cls, world_of_one, monkeypatch):
     monkeypatch.setattr(skae._modules, "standard_normal", torch.zeros_like)  # VAE draws
     X = _low_rank(60)
     params = dict(COMMON, shuffle=False, max_iter=2, **EQUIVALENT.get(cls.__name__, {}))
-    ddp = _fit(cls(distributed=True, **params), X)
-    plain = _fit(cls(**params), X)
+    ddp = fit_quietly(cls(distributed=True, **params), X)
+    plain = fit_quietly(cls(**params), X)
     for k, v in _state(plain).items():
         np.testing.assert_array_equal(_state(ddp)[k], v, err_msg=k)
     assert ddp.loss_curve_ == pytest.approx(plain.loss_curve_, rel=1e-6)
@@ -216,7 +209,7 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(two_ranks, name, monke
         monkeypatch.setattr(skae._modules, "standard_normal", torch.zeros_like)
     params = dict(case["params"], batch_size=WORLD * BATCH)
     y = _labels(X) if case.get("y") else None
-    single = _fit(getattr(skae, case["cls"])(**params), X, y)
+    single = fit_quietly(getattr(skae, case["cls"])(**params), X, y)
     diffs = {k: np.abs(outs[0]["w." + k] - v).max() for k, v in _state(single).items()}
     print(name, "max |w_2ranks - w_1process| =", max(diffs.values()))
     assert max(diffs.values()) < 1e-5, diffs

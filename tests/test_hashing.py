@@ -6,8 +6,8 @@ from functools import partial
 
 import numpy as np
 import pytest
-from _helpers import fast_estimator
 import torch
+from _helpers import fast_estimator, fit_quietly
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.neighbors import NearestNeighbors
@@ -372,11 +372,6 @@ def _network(name):
     return dict(_user_modules(), batch_size=64)
 
 
-def _fit_quietly(est, X):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X)
-
 
 @pytest.mark.parametrize("network", ["conv", "user"])
 def test_other_networks_give_binary_codes(split, network, tmp_path):
@@ -388,7 +383,7 @@ def test_other_networks_give_binary_codes(split, network, tmp_path):
         params["conv_channels"] = (4, 8)  # small: this test is about plumbing
     before = {k: [p.detach().clone() for p in v.parameters()]
               for k, v in params.items() if isinstance(v, torch.nn.Module)}
-    est = _fit_quietly(fast_estimator(SemanticHashing, 16, max_iter=3, **params), X_db)
+    est = fit_quietly(fast_estimator(SemanticHashing, 16, max_iter=3, **params), X_db)
     for key, old in before.items():
         for p, q in zip(params[key].parameters(), old):
             assert torch.equal(p, q)
@@ -411,7 +406,7 @@ def test_other_networks_beat_pcah(split, network):
     """Trained for real, both networks' codes are balanced and retrieve
     better than PCAH (16 bits, precision of the 10 nearest)."""
     X_db, X_q, y_db, y_q = split
-    est = _fit_quietly(fast_estimator(SemanticHashing, 16, max_iter=60, **_network(network)), X_db)
+    est = fit_quietly(fast_estimator(SemanticHashing, 16, max_iter=60, **_network(network)), X_db)
     codes = est.transform(X_db)
     means = codes.mean(axis=0)
     assert np.all((means > 0.05) & (means < 0.95)), means

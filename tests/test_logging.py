@@ -1,11 +1,10 @@
 """The training log (``verbose``): progress, summary, table, units."""
 
 import io
-import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
+from _helpers import fit_quietly
 
 from skae import AutoencoderTransformer, StackedAE, VariationalAE
 from skae._logging import TrainingLog
@@ -19,15 +18,10 @@ def X():
     return rng.normal(size=(120, 8)) @ rng.normal(size=(8, 8))
 
 
-def _fit(est, X, y=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X, y)
-
 
 # ----------------------------------------------------------------------
 def test_verbose_one_is_a_short_progress_log_with_a_summary(X, capsys):
-    _fit(AutoencoderTransformer(max_iter=100, tol=0.0, verbose=1, **CPU), X)
+    fit_quietly(AutoencoderTransformer(max_iter=100, tol=0.0, verbose=1, **CPU), X)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 11  # a line at each tenth of max_iter, one summary
     assert "\r" not in "".join(lines)  # no carriage returns off a tty
@@ -36,7 +30,7 @@ def test_verbose_one_is_a_short_progress_log_with_a_summary(X, capsys):
 
 
 def test_verbose_two_is_a_table_whose_error_is_minus_the_score(X, capsys):
-    est = _fit(AutoencoderTransformer(max_iter=3, tol=0.0, verbose=2, alpha=0.0, **CPU), X)
+    est = fit_quietly(AutoencoderTransformer(max_iter=3, tol=0.0, verbose=2, alpha=0.0, **CPU), X)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["epoch", "train_loss", "train_error", "dur"]
     assert len(lines) == 5
@@ -52,25 +46,25 @@ def test_a_tty_gets_one_updating_line(X):
 
     out = Tty()
     log = TrainingLog(verbose=1, stream=out)
-    _fit(AutoencoderTransformer(max_iter=5, tol=0.0, callbacks=[log], **CPU), X)
+    fit_quietly(AutoencoderTransformer(max_iter=5, tol=0.0, callbacks=[log], **CPU), X)
     text = out.getvalue()
     assert text.count("\r") == 5 and text.count("\n") == 2  # bar closed, summary
 
 
 def test_the_log_names_why_training_stopped(X, capsys):
     Xc = np.zeros((40, 3))  # nothing to learn: the rule stops after 11 epochs
-    _fit(AutoencoderTransformer(max_iter=50, verbose=1, **CPU), Xc)
+    fit_quietly(AutoencoderTransformer(max_iter=50, verbose=1, **CPU), Xc)
     last = capsys.readouterr().out.splitlines()[-1]
     assert "did not improve by tol=0.0001 for 10 epochs" in last
 
 
 def test_vae_and_stacked_logs(X, capsys):
-    _fit(VariationalAE(max_iter=2, verbose=2, **CPU), X)
+    fit_quietly(VariationalAE(max_iter=2, verbose=2, **CPU), X)
     assert capsys.readouterr().out.splitlines()[0].split()[1:4] == [
         "train_loss", "train_rec", "train_kl",
     ]
     y = (X[:, 0] > 0).astype(int)
-    _fit(StackedAE(max_iter=2, pretrain_max_iter=1, hidden_layer_sizes=(4,),
+    fit_quietly(StackedAE(max_iter=2, pretrain_max_iter=1, hidden_layer_sizes=(4,),
                    fine_tune="nca", verbose=2, **CPU), X, y)
     out = capsys.readouterr().out
     assert "Pretraining layer 1/2: 8-4" in out and "Pretraining layer 2/2: 4-2" in out

@@ -7,9 +7,8 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from _helpers import fast_estimator, public_estimators
+from _helpers import fast_estimator, fit_quietly, public_estimators
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -44,11 +43,6 @@ def converted(est, X, method=None, **kw):
     return run(to_onnx(est, X[:1], options=options, **kw), X)[0]
 
 
-def fit(est, X, y=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X, y)
-
 
 @pytest.fixture(scope="module")
 def X(digits):
@@ -80,7 +74,7 @@ def assert_methods_match(est, X, dtype, score_rtol=1e-5):
 )
 def conv_fitted(request, X):
     cls, shape = request.param
-    return fit(make(cls, input_shape=SHAPES[shape], **CONV), X)
+    return fit_quietly(make(cls, input_shape=SHAPES[shape], **CONV), X)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -91,7 +85,7 @@ def test_conv_matches(conv_fitted, X, dtype):
 def test_conv_graph_is_built_not_traced(X):
     """The conv stack is written with ONNX's Conv/ConvTranspose, one Reshape
     for nn.Unflatten, and float32 Casts around each convolution in float64."""
-    est = fit(make(skae.AutoencoderTransformer, input_shape=(1, 8, 8), **CONV), X)
+    est = fit_quietly(make(skae.AutoencoderTransformer, input_shape=(1, 8, 8), **CONV), X)
     ops = [n.op_type for n in to_onnx(est, X[:1].astype(np.float32)).graph.node]
     convs = ["Conv", "Relu", "Conv", "Relu"]
     assert ops == ["Sub", "Div", "Reshape", *convs, "Flatten", "Gemm", "Identity"]
@@ -106,7 +100,7 @@ def test_conv_graph_is_built_not_traced(X):
 def test_conv_log_loss_score(cls, X):
     """Bernoulli decoder: the score is the BCE from the logits (sigmoid stripped)."""
     X01 = X / 16
-    est = fit(make(cls, input_shape=(1, 8, 8), loss="log_loss", **CONV), X01)
+    est = fit_quietly(make(cls, input_shape=(1, 8, 8), loss="log_loss", **CONV), X01)
     for dtype in (np.float32, np.float64):
         assert_methods_match(est, X01, dtype)
 
@@ -124,7 +118,7 @@ def test_pipeline_same_labels(digits, network):
     pipe = Pipeline(
         [("scale", StandardScaler()), ("ae", ae), ("clf", LogisticRegression(max_iter=300))]
     )
-    fit(pipe, X, y)
+    fit_quietly(pipe, X, y)
     onx = to_onnx(pipe, X[:1], options={id(pipe[-1]): {"zipmap": False}})
     labels, proba = run(onx, X)
     assert_array_equal(labels, pipe.predict(X))
@@ -155,7 +149,7 @@ def user_modules(code_width):
 def user_fitted(request, X):
     cls = request.param
     width = 2 * K if cls is skae.VariationalAE else K
-    return fit(make(cls, pretrain_max_iter=0, **user_modules(width)), X)
+    return fit_quietly(make(cls, pretrain_max_iter=0, **user_modules(width)), X)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -168,7 +162,7 @@ def test_user_module_matches(user_fitted, X, dtype):
 def test_semantic_hashing_codes(X, network, dtype):
     """SemanticHashing on both networks: the same uint8 bits, and decoding."""
     params = dict(input_shape=(1, 8, 8), **CONV) if network == "conv" else user_modules(K)
-    est = fit(make(skae.SemanticHashing, **params), X)
+    est = fit_quietly(make(skae.SemanticHashing, **params), X)
     Xd = X.astype(dtype)
     codes = converted(est, Xd)
     assert codes.dtype == np.uint8
@@ -180,7 +174,7 @@ def test_semantic_hashing_codes(X, network, dtype):
 def test_user_module_across_opsets(X):
     """The trace is exported at the container's opset (at most 20, then
     converted up): 13 and 17 below it, skl2onnx's default (22) above."""
-    est = fit(make(skae.VariationalAE, **user_modules(2 * K)), X)
+    est = fit_quietly(make(skae.VariationalAE, **user_modules(2 * K)), X)
     X32 = X.astype(np.float32)
     for opset in (13, 17):
         onx = to_onnx(est, X32[:1], target_opset=opset)
@@ -201,7 +195,7 @@ def test_user_cnn_converts_in_both_dtypes(X):
         nn.Flatten(),
         nn.Linear(48, K),
     )
-    est = fit(make(skae.DenoisingAE, encoder=encoder, decoder=nn.Linear(K, 64)), X)
+    est = fit_quietly(make(skae.DenoisingAE, encoder=encoder, decoder=nn.Linear(K, 64)), X)
     for dtype in (np.float32, np.float64):
         assert_methods_match(est, X, dtype)
     ops = [n.op_type for n in to_onnx(est, X[:1]).graph.node]
@@ -210,7 +204,7 @@ def test_user_cnn_converts_in_both_dtypes(X):
 
 @pytest.mark.parametrize("opset", [12, 17])
 def test_conv_across_opsets(X, opset):
-    est = fit(make(skae.VariationalAE, input_shape=(4, 16), **CONV), X)
+    est = fit_quietly(make(skae.VariationalAE, input_shape=(4, 16), **CONV), X)
     X32 = X.astype(np.float32)
     assert_allclose(converted(est, X32, target_opset=opset), est.transform(X32), **TOL)
     got = converted(est, X32, "score_samples", target_opset=opset)
@@ -227,7 +221,7 @@ class FFTMagnitude(nn.Module):
 def test_unexportable_module_is_a_clear_error(X):
     encoder = nn.Sequential(FFTMagnitude(), nn.Linear(33, K))
     decoder = nn.Linear(K, 64)
-    est = fit(make(skae.AutoencoderTransformer, encoder=encoder, decoder=decoder), X)
+    est = fit_quietly(make(skae.AutoencoderTransformer, encoder=encoder, decoder=decoder), X)
     # torch itself cannot export it ...
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -262,6 +256,6 @@ def test_traced_branch_is_an_error(X):
         encoder=nn.Sequential(nn.Linear(64, K), SignFlip()),
         decoder=nn.Linear(K, 64),
     )
-    fit(est, X)
+    fit_quietly(est, X)
     with pytest.raises(TypeError, match=r"encoder module .*TracerWarning: .*Python boolean"):
         to_onnx(est, X[:1].astype(np.float32))

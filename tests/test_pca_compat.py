@@ -1,12 +1,11 @@
 """Code written for PCA: clear errors, honest tags, and the skae equivalents."""
 
-import warnings
 
 import numpy as np
 import pytest
-from _helpers import public_estimators
+from _helpers import fit_quietly, public_estimators
 from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -24,11 +23,6 @@ def X():
     rng = np.random.RandomState(0)
     return rng.normal(size=(80, 3)) @ rng.normal(size=(3, 6)) + 0.1 * rng.normal(size=(80, 6))
 
-
-def _fit(est, X, y=None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X, y)
 
 
 @pytest.mark.parametrize(
@@ -53,7 +47,7 @@ def test_integer_valued_floats_and_zero_keep_scikit_learns_message(X):
 
 @pytest.mark.parametrize("name", sorted(set(PCA_ONLY_ATTRIBUTES) - {"noise_variance_"}))
 def test_pca_only_attributes_name_the_equivalent(X, name):
-    est = _fit(AutoencoderTransformer(max_iter=2, **CPU), X)
+    est = fit_quietly(AutoencoderTransformer(max_iter=2, **CPU), X)
     with pytest.raises(AttributeError, match="a PCA attribute") as info:
         getattr(est, name)
     assert PCA_ONLY_ATTRIBUTES[name] in str(info.value)
@@ -79,7 +73,7 @@ def test_the_documented_explained_variance_equivalent(X):
 
 
 def test_the_documented_components_equivalent_for_a_linear_autoencoder(X):
-    est = _fit(
+    est = fit_quietly(
         AutoencoderTransformer(2, hidden_layer_sizes=(), alpha=0.0, max_iter=5, **CPU), X
     )
     directions = est.inverse_transform(np.eye(2)) - est.inverse_transform(np.zeros((1, 2)))
@@ -115,13 +109,13 @@ def test_unsupervised_grid_search_prefers_the_largest_code(X):
         AutoencoderTransformer(hidden_layer_sizes=(), max_iter=30, **CPU),
         {"n_components": [1, 3, 5]}, cv=2,
     )
-    _fit(search, X)
+    fit_quietly(search, X)
     assert search.best_params_ == {"n_components": 5}  # the true rank is 3
 
 
 def test_standard_scaler_puts_codes_on_a_unit_scale(X):
     pipe = make_pipeline(AutoencoderTransformer(max_iter=5, **CPU), StandardScaler())
-    Z = _fit(pipe, X).transform(X)
+    Z = fit_quietly(pipe, X).transform(X)
     np.testing.assert_allclose(Z.std(axis=0), 1.0, rtol=1e-6)
     np.testing.assert_allclose(Z.mean(axis=0), 0.0, atol=1e-6)
 
@@ -139,7 +133,7 @@ def test_a_downstream_score_chooses_n_components():
         LogisticRegression(),
     )
     search = GridSearchCV(pipe, {"autoencodertransformer__n_components": [1, 3]}, cv=2)
-    _fit(search, X, y)
+    fit_quietly(search, X, y)
     assert search.best_params_ == {"autoencodertransformer__n_components": 3}
     scores = search.cv_results_["mean_test_score"]
     assert scores[1] > scores[0] + 0.1  # measured 0.74 against 0.57

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _helpers import fit_quietly
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
@@ -35,11 +36,6 @@ def _estimator(**params):
     # seeds 1, 2, 3 give 2.02/2.01, 1.61/1.64, 2.16/2.18.
     return AutoencoderTransformer(RANK, hidden_layer_sizes=(32,), random_state=1, **params)
 
-
-def _fit_quiet(est, X):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return est.fit(X)
 
 
 def _rss_anon_bytes():
@@ -118,7 +114,7 @@ def test_partial_fit_over_memmap_chunks_matches_in_memory_fit(memmap_file):
 
     # The same data, all in memory, one epoch: the reference the chunks
     # should reach.
-    in_memory = _fit_quiet(_estimator(max_iter=1), np.array(mm))
+    in_memory = fit_quietly(_estimator(max_iter=1), np.array(mm))
     err_chunked = -chunked.score(X_test)
     err_in_memory = -in_memory.score(X_test)
     # Measured: 2.02 (chunks) vs 2.01 (in memory), per-sample squared error
@@ -170,7 +166,7 @@ def test_dask_ml_incremental_streams_blocks_through_partial_fit():
     # one-epoch fit. Measured: 46.7 (blocks) vs 46.4 (in memory); untrained
     # is 276. Allow 50% above the in-memory fit.
     X_test = _low_rank(2_000, seed=99)
-    in_memory = _fit_quiet(_estimator(max_iter=1), X)
+    in_memory = fit_quietly(_estimator(max_iter=1), X)
     assert -fitted.score(X_test) < 1.5 * -in_memory.score(X_test)
 
 
@@ -179,7 +175,7 @@ def test_dask_ml_parallel_post_fit_transforms_block_wise():
     da = pytest.importorskip("dask.array")
     wrappers = pytest.importorskip("dask_ml.wrappers")
 
-    est = _fit_quiet(_estimator(max_iter=3), _low_rank(2_000, seed=0))
+    est = fit_quietly(_estimator(max_iter=3), _low_rank(2_000, seed=0))
     X = _low_rank(10_000, seed=5).astype(np.float64)
     Xd = da.from_array(X, chunks=(1_000, N_FEATURES))
     with dask.config.set(scheduler="threads"):
@@ -262,7 +258,7 @@ def test_pickled_size_is_dominated_by_the_weights(cls, digits):
     X = digits[0]
     sizes = []
     for hidden in [(32,), (256,)]:
-        est = _fit_quiet(cls(2, hidden_layer_sizes=hidden, max_iter=2, random_state=0), X)
+        est = fit_quietly(cls(2, hidden_layer_sizes=hidden, max_iter=2, random_state=0), X)
         weight_bytes = sum(p.numel() * p.element_size() for p in est.module_.parameters())
         sizes.append((weight_bytes, len(pickle.dumps(est))))
         assert len(pickle.dumps(cls(2, hidden_layer_sizes=hidden))) < 1_000
