@@ -49,6 +49,13 @@ DEEP = (1000, 500, 250)
 def recipes(max_iter, pretrain):
     """name -> unfitted estimator; ``max_iter`` caps (fine-)tuning epochs."""
     common = dict(loss="log_loss", max_iter=max_iter, random_state=0)
+
+    def conv(cls=AutoencoderTransformer, **params):
+        """A 30-D conv-stack recipe for 28x28 images; ``params`` override."""
+        params = {"encoder": "conv", "input_shape": (1, 28, 28), "conv_channels": (32, 64),
+                  **common, **params}
+        return lambda: cls(30, **params)
+
     return {
         "ae-256": lambda: AutoencoderTransformer(
             30, hidden_layer_sizes=(256,), alpha=1e-4, **common
@@ -97,39 +104,19 @@ def recipes(max_iter, pretrain):
         ),
         # Convolutional stacks (encoder='conv'): stride-2 3x3 convolutions
         # 28 -> 14 -> 7, a linear 30-D code, the mirror transposed stack.
-        "conv-32-64": lambda: AutoencoderTransformer(
-            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64), **common
-        ),
-        "conv-16-32": lambda: AutoencoderTransformer(
-            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(16, 32), **common
-        ),
-        "conv-32-64-b64": lambda: AutoencoderTransformer(
-            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
-            batch_size=64, **common
-        ),
+        "conv-32-64": conv(),
+        "conv-16-32": conv(conv_channels=(16, 32)),
+        "conv-32-64-b64": conv(batch_size=64),
         # The same with MLP's weight penalty and a cosine learning-rate
         # decay that ends with the budget (CosineToDeadline); with batches
         # of 32, the recipe of the user guide.
-        "conv-32-64-b64-a1-cos": lambda: AutoencoderTransformer(
-            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
-            batch_size=64, alpha=1.0, **common
+        "conv-32-64-b64-a1-cos": conv(batch_size=64, alpha=1.0),
+        "conv-32-64-b32-a1-cos": conv(batch_size=32, alpha=1.0),
+        "conv-32-64-b16-a1-cos": conv(batch_size=16, alpha=1.0),
+        "dconv-32-64-b64-a1-cos": conv(
+            DenoisingAE, batch_size=64, alpha=1.0, noise="masking", noise_level=0.1
         ),
-        "conv-32-64-b32-a1-cos": lambda: AutoencoderTransformer(
-            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
-            batch_size=32, alpha=1.0, **common
-        ),
-        "conv-32-64-b16-a1-cos": lambda: AutoencoderTransformer(
-            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
-            batch_size=16, alpha=1.0, **common
-        ),
-        "dconv-32-64-b64-a1-cos": lambda: DenoisingAE(
-            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
-            batch_size=64, alpha=1.0, noise="masking", noise_level=0.1, **common
-        ),
-        "conv-32-64-b64-a3-cos": lambda: AutoencoderTransformer(
-            30, encoder="conv", input_shape=(1, 28, 28), conv_channels=(32, 64),
-            batch_size=64, alpha=3.0, **common
-        ),
+        "conv-32-64-b64-a3-cos": conv(batch_size=64, alpha=3.0),
     }
 
 
