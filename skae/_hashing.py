@@ -5,7 +5,7 @@ import functools
 import numpy as np
 import torch
 
-from . import _hamming
+from . import _hamming, _hamming_table
 from ._base import _BaseAutoencoder, _store_params
 from ._custom_modules import build_module as build_custom_module
 from ._docstrings import fill_doc
@@ -45,8 +45,9 @@ class SemanticHashing(_BaseAutoencoder):
     the data) to answer :meth:`kneighbors` and :meth:`radius_neighbors` as
     :class:`~sklearn.neighbors.NearestNeighbors` does, in Hamming distance.
 
-    :meth:`kneighbors` compares packed bits (XOR and popcount on 64-bit
-    words) with every fitted row. :meth:`radius_neighbors` does no search
+    :meth:`kneighbors` compares packed bits (XOR and popcount) with every
+    fitted row, then ranks only the rows within each query's ``k``-th
+    distance. :meth:`radius_neighbors` does no search
     at all: it looks up the addresses of the Hamming ball around each query
     in a hash table of the fitted codes, so its cost per query depends on
     the radius and the number of results, not on the number of fitted rows.
@@ -303,7 +304,7 @@ class SemanticHashing(_BaseAutoencoder):
         """The hash table of the fitted codes, built on first use."""
         table = self.__dict__.get("_hamming_table")
         if table is None:
-            table = _hamming.HammingTable(self.packed_codes_, self.n_components_)
+            table = _hamming_table.HammingTable(self.packed_codes_, self.n_components_)
             self._hamming_table = table
         return table
 
@@ -434,7 +435,7 @@ class SemanticHashing(_BaseAutoencoder):
         q_idx, dist, ind = self._table().radius_neighbors(
             query, int(np.floor(radius)), exclude_self=is_train
         )
-        neigh_dist, neigh_ind = _hamming.split_by_query(len(query), q_idx, dist, ind)
+        neigh_dist, neigh_ind = _hamming_table.split_by_query(len(query), q_idx, dist, ind)
         return (neigh_dist, neigh_ind) if return_distance else neigh_ind
 
     # ------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import inspect
 import warnings
 
+import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
@@ -72,3 +73,17 @@ def assert_close_rel(actual, expected, rtol):
         return
     err = (actual - expected).abs().max() / scale
     assert err < rtol, f"relative error {err:.3g} >= {rtol}"
+
+
+def random_codes(n, n_bits, seed=0, duplicates=True):
+    """Random {0, 1} codes; rows 7, 12 and 30 copy row 3 (ties at distance 0)."""
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(0, 2, (n, n_bits)).astype(np.uint8)
+    if duplicates and n > 30:  # ties at distance 0 and a bucket of several rows
+        codes[[7, 12, 30]] = codes[3]
+    return codes
+
+
+def brute_hamming(q, db):
+    """Hamming distances of unpacked {0,1} rows, the slow obvious way."""
+    return (q[:, None, :] != db[None, :, :]).sum(axis=2)

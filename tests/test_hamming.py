@@ -1,33 +1,11 @@
-"""The packed-bit Hamming index (skae._hamming), against brute force on unpacked bits."""
+"""Packed bits and k-nearest search (skae._hamming), against brute force on unpacked bits."""
 
 import numpy as np
 import pytest
+from _helpers import brute_hamming, random_codes
 
 from skae import _hamming
-from skae._hamming import (
-    HammingTable,
-    ball_masks,
-    ball_size,
-    kneighbors_packed,
-    pack_codes,
-    popcount,
-    split_by_query,
-    to_words,
-    unpack_codes,
-)
-
-
-def _codes(n, n_bits, seed=0, duplicates=True):
-    rng = np.random.default_rng(seed)
-    codes = rng.integers(0, 2, (n, n_bits)).astype(np.uint8)
-    if duplicates and n > 30:  # ties at distance 0 and a bucket of several rows
-        codes[[7, 12, 30]] = codes[3]
-    return codes
-
-
-def _brute(q, db):
-    """Hamming distances of unpacked {0,1} rows, the slow obvious way."""
-    return (q[:, None, :] != db[None, :, :]).sum(axis=2)
+from skae._hamming import kneighbors_packed, pack_codes, popcount, to_words, unpack_codes
 
 
 def _brute_ranking(D, k):
@@ -48,7 +26,7 @@ def test_popcount_table_equals_bitwise_count(monkeypatch):
 
 @pytest.mark.parametrize("n_bits", [1, 7, 8, 9, 32, 64, 65, 130])
 def test_pack_round_trip_and_words(n_bits):
-    codes = _codes(20, n_bits)
+    codes = random_codes(20, n_bits)
     packed = pack_codes(codes)
     assert packed.dtype == np.uint8 and packed.shape == (20, -(-n_bits // 8))
     np.testing.assert_array_equal(unpack_codes(packed, n_bits), codes)
@@ -56,16 +34,16 @@ def test_pack_round_trip_and_words(n_bits):
     assert words.dtype == np.uint64 and words.shape == (20, -(-n_bits // 64))
     # popcount of the XOR of word rows is the Hamming distance.
     d = popcount(words[:1] ^ words).sum(axis=1)
-    np.testing.assert_array_equal(d, _brute(codes[:1], codes)[0])
+    np.testing.assert_array_equal(d, brute_hamming(codes[:1], codes)[0])
 
 
 @pytest.mark.parametrize("n_bits", [5, 32, 64, 100])
 @pytest.mark.parametrize("k", [1, 6, 40])
 def test_kneighbors_equals_brute_force_ranking(n_bits, k):
-    db, q = _codes(300, n_bits), _codes(25, n_bits, seed=1)
+    db, q = random_codes(300, n_bits), random_codes(25, n_bits, seed=1)
     q[0] = db[3]  # a query with several rows at distance 0
     dist, ind = kneighbors_packed(pack_codes(q), pack_codes(db), k)
-    ref_dist, ref_ind = _brute_ranking(_brute(q, db), k)
+    ref_dist, ref_ind = _brute_ranking(brute_hamming(q, db), k)
     np.testing.assert_array_equal(ind, ref_ind)
     np.testing.assert_array_equal(dist, ref_dist)
     if n_bits >= 32:  # no chance duplicates of row 3
@@ -73,32 +51,32 @@ def test_kneighbors_equals_brute_force_ranking(n_bits, k):
 
 
 def test_kneighbors_all_rows_and_lookup_table_path(monkeypatch):
-    db = _codes(50, 20)
+    db = random_codes(50, 20)
     monkeypatch.setattr(_hamming, "_HAS_BITWISE_COUNT", False)
     dist, ind = kneighbors_packed(pack_codes(db[:5]), pack_codes(db), 50)
-    ref_dist, ref_ind = _brute_ranking(_brute(db[:5], db), 50)
+    ref_dist, ref_ind = _brute_ranking(brute_hamming(db[:5], db), 50)
     np.testing.assert_array_equal(ind, ref_ind)
     np.testing.assert_array_equal(dist, ref_dist)
 
 
 def test_kneighbors_small_chunks(monkeypatch):
     monkeypatch.setattr(_hamming, "_CHUNK_ELEMENTS", 64)
-    db, q = _codes(100, 16), _codes(30, 16, seed=2)
+    db, q = random_codes(100, 16), random_codes(30, 16, seed=2)
     dist, ind = kneighbors_packed(pack_codes(q), pack_codes(db), 9)
-    ref_dist, ref_ind = _brute_ranking(_brute(q, db), 9)
+    ref_dist, ref_ind = _brute_ranking(brute_hamming(q, db), 9)
     np.testing.assert_array_equal(ind, ref_ind)
     np.testing.assert_array_equal(dist, ref_dist)
 
 
 def test_kneighbors_exclude_self_follows_sklearn_rule():
-    db = _codes(40, 12)
+    db = random_codes(40, 12)
     # Row 30 has earlier duplicates 3, 7, 12: with k = 2, the 3 nearest of
     # row 30 are 3, 7, 12 (ties by index) and do not hold 30 itself, so the
     # first is dropped, as NearestNeighbors does.
     dist, ind = kneighbors_packed(pack_codes(db), pack_codes(db), 2, exclude_self=True)
     assert ind[30].tolist() == [7, 12] and dist[30].tolist() == [0, 0]
     assert ind[3].tolist() == [7, 12]
-    D = _brute(db, db)
+    D = brute_hamming(db, db)
     D_self = D + np.where(np.eye(40, dtype=bool), 10**6, 0)
     for i in range(40):
         if i in (3, 7, 12, 30):
@@ -108,83 +86,36 @@ def test_kneighbors_exclude_self_follows_sklearn_rule():
         np.testing.assert_array_equal(dist[i], ref_dist[0])
 
 
-@pytest.mark.parametrize("n_bits,radius", [(3, 1), (16, 2), (32, 0), (32, 3)])
-def test_ball_masks(n_bits, radius):
-    masks, weights = ball_masks(n_bits, radius)
-    assert len(masks) == ball_size(n_bits, radius) == len(weights)
-    bits = unpack_codes(masks.view(np.uint8), n_bits)
-    np.testing.assert_array_equal(bits.sum(axis=1), weights)
-    assert len(np.unique(masks, axis=0)) == len(masks)  # each address once
-    assert weights[0] == 0 and np.all(np.diff(weights) >= 0)
-    assert not masks.flags.writeable  # the cached copy cannot be changed
+@pytest.mark.parametrize(
+    "n_data, n_bits, k",
+    [
+        (5000, 16, 3),  # rows of 625 words: lane counts over several groups; many ties
+        (300, 300, 5),  # 16-bit distances
+        (999, 24, 62),  # the largest k that counts (16 k <= 1000 columns)
+        (999, 24, 63),  # the smallest k that sorts whole rows
+    ],
+)
+def test_kneighbors_counting_and_sorting_equal_brute_force(n_data, n_bits, k):
+    db, q = random_codes(n_data, n_bits), random_codes(70, n_bits, seed=3)
+    q[5] = db[3]
+    dist, ind = kneighbors_packed(pack_codes(q), pack_codes(db), k)
+    ref_dist, ref_ind = _brute_ranking(brute_hamming(q, db), k)
+    np.testing.assert_array_equal(ind, ref_ind)
+    np.testing.assert_array_equal(dist, ref_dist)
 
 
-def _brute_radius(q, db, radius, exclude_self=False):
-    D = _brute(q, db)
-    qi, rows = np.nonzero(D <= radius)
-    if exclude_self:
-        keep = qi != rows
-        qi, rows = qi[keep], rows[keep]
-    order = np.lexsort((rows, D[qi, rows], qi))
-    return qi[order], D[qi, rows][order], rows[order]
+def test_row_counts_add_byte_lanes_without_carry():
+    rng = np.random.default_rng(0)
+    mask = rng.random((7, 8 * 700)) < 0.9  # 700 words a row: three groups of up to 255
+    mask[0] = True  # every lane of every word set
+    np.testing.assert_array_equal(_hamming._row_counts(mask), mask.sum(axis=1))
 
 
-@pytest.mark.parametrize("n_bits", [6, 32, 64, 100])
-@pytest.mark.parametrize("radius", [0, 1, 2, 3])
-def test_radius_neighbors_exact(n_bits, radius):
-    db, q = _codes(400, n_bits), _codes(40, n_bits, seed=3)
-    q[:20] = db[:20]  # queries with hits
-    q[20, :] = db[21]
-    q[20, :radius] ^= 1  # one at distance exactly `radius`
-    if n_bits == 100:  # codes that share their first 64-bit word only
-        db[100:120, :64] = db[99, :64]
-        q[21] = db[99]
-        q[21, -1] ^= 1
-    table = HammingTable(pack_codes(db), n_bits)
-    got = table.radius_neighbors(pack_codes(q), radius)
-    for a, b in zip(got, _brute_radius(q, db, radius)):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_radius_neighbors_exclude_self_and_scan_fallback():
-    db = _codes(60, 6)  # 64 addresses: large balls take the scan path
-    table = HammingTable(pack_codes(db), 6)
-    for radius in (0, 2, 6):
-        got = table.radius_neighbors(pack_codes(db), radius, exclude_self=True)
-        for a, b in zip(got, _brute_radius(db, db, radius, exclude_self=True)):
-            np.testing.assert_array_equal(a, b)
-
-
-def test_table_handles_probe_collisions(monkeypatch):
-    """Many codes hashed to the same slot, with the same fingerprint: linear
-    probing and the full-key comparison still find each."""
-    db = _codes(200, 24)
-
-    def one_slot(words, n_slot_bits):
-        return np.zeros(len(words), dtype=np.intp), np.ones(len(words), dtype=np.uint8)
-
-    monkeypatch.setattr(_hamming, "_hash", one_slot)
-    table = HammingTable(pack_codes(db), 24)
-    got = table.radius_neighbors(pack_codes(db[:10]), 1)
-    for a, b in zip(got, _brute_radius(db[:10], db, 1)):
-        np.testing.assert_array_equal(a, b)
-
-
-def test_table_buckets_and_memory():
-    db = _codes(100, 32)
-    table = HammingTable(pack_codes(db), 32)
-    assert len(table.keys) == 97  # three duplicates of row 3
-    sizes = np.diff(table.starts)
-    assert sizes.sum() == 100 and sizes.max() == 4
-    assert sorted(table.order.tolist()) == list(range(100))
-    # Slots at most a quarter full; the memory is O(n), not O(2**n_bits).
-    assert (table.slot_ids >= 0).sum() == 97 and len(table.slot_ids) >= 4 * 97
-    assert table.nbytes < 100 * 100
-
-
-def test_split_by_query():
-    qi = np.array([0, 0, 2, 2, 2])
-    dist, ind = split_by_query(4, qi, np.arange(5), np.arange(5) * 10)
-    assert dist.dtype == object and len(dist) == 4
-    assert [d.tolist() for d in dist] == [[0, 1], [], [2, 3, 4], []]
-    assert [i.tolist() for i in ind] == [[0, 10], [], [20, 30, 40], []]
+def test_thresholds_are_the_kth_smallest_value():
+    rng = np.random.default_rng(1)
+    dist = rng.integers(0, 20, (9, 64)).astype(np.uint8)
+    mask = np.empty(dist.shape, dtype=bool)
+    for k in (1, 7, 64):
+        threshold = _hamming._thresholds(dist, k, mask)
+        np.testing.assert_array_equal(threshold, np.sort(dist, axis=1)[:, k - 1])
+        np.testing.assert_array_equal(mask, dist <= threshold[:, None])
