@@ -140,7 +140,7 @@ def kneighbors_packed(query, data, n_neighbors, exclude_self=False):
     for start in range(0, n_queries, step):
         chunk = q_words[start : start + step]
         d, m = dist[: len(chunk)], mask[: len(chunk)]
-        d[:, :n_data] = hamming_distances(chunk, d_words)
+        _distances_into(chunk, d_words, d[:, :n_data])
         dist_out[start : start + step], ind_out[start : start + step] = _nearest(d, m, k, n_data)
     if not exclude_self:
         return dist_out, ind_out
@@ -148,6 +148,15 @@ def kneighbors_packed(query, data, n_neighbors, exclude_self=False):
     keep[np.all(keep, axis=1), 0] = False
     shape = (n_queries, n_neighbors)
     return dist_out[keep].reshape(shape), ind_out[keep].reshape(shape)
+
+
+def _distances_into(query_words, data_words, out):
+    """:func:`hamming_distances` written into ``out``, without temporaries for one-word codes."""
+    if data_words.shape[1] == 1 and _HAS_BITWISE_COUNT:
+        xor = np.bitwise_xor(query_words, data_words[:, 0])
+        np.bitwise_count(xor, out=out)
+    else:
+        out[...] = hamming_distances(query_words, data_words)
 
 
 def _narrow(words):
