@@ -98,8 +98,8 @@ def kneighbors_packed(query, data, n_neighbors, exclude_self=False):
 
     For a chunk of queries, the distances to every row are small integers
     (at most the code width). Each query's ``k``-th smallest distance ``t``
-    is found by counting, for ``t = min, min + 1, ...``, the rows within
-    ``t`` (:func:`_thresholds`); the few rows within ``t`` are then gathered
+    (or one more) is found by counting the rows within ``t = min, min + 1,
+    ...`` (:func:`_thresholds`); the few rows within ``t`` are then gathered
     and ranked by distance, then index (:func:`_nearest_in_mask`). Every pass
     is a vectorised comparison or reduction over the chunk, and no index
     array as large as the distance matrix is ever written.
@@ -182,20 +182,23 @@ def _nearest(dist, mask, k, n_data):
 
 
 def _thresholds(dist, k, mask):
-    """Each row's ``k``-th smallest value; leaves ``mask = dist <= it``.
+    """A value per row, the row's ``k``-th smallest or one more; leaves ``mask = dist <= it``.
 
     Starts at the row's minimum and raises the rows still holding fewer
-    than ``k`` values by one per pass, so the number of passes is the
-    largest gap between a row's minimum and its ``k``-th value, at most
-    the code width.
+    than ``k`` values by one per pass, by two while they hold fewer than
+    ``k / 4`` (overshooting by at most one, which only adds ties to
+    rank). The number of passes is about the largest gap between a row's
+    minimum and its ``k``-th value, at most the code width.
     """
     threshold = dist.min(axis=1)
     while True:
         np.less_equal(dist, threshold[:, None], out=mask)
-        short = _row_counts(mask) < k
+        counts = _row_counts(mask)
+        short = counts < k
         if not short.any():
             return threshold
         threshold += short
+        threshold += 4 * counts < k
 
 
 def _row_counts(mask):
