@@ -20,8 +20,8 @@ from ._hamming import hamming_distances, pack_codes, to_words
 # Elements of the largest temporary (ball addresses, scanned distances) per chunk.
 _CHUNK_ELEMENTS = 2**22
 
-# Bits of the lookup filter per distinct code (about 1 in 8 set).
-_FILTER_BITS_PER_CODE = 8
+# Bits of the lookup filter per distinct code (about 1 in 16 set).
+_FILTER_BITS_PER_CODE = 16
 # Multipliers of the hash of a multi-word key (odd 64-bit constants).
 _HASH_MULTIPLIERS = np.array(
     [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
@@ -111,10 +111,10 @@ class HammingTable:
     empty), so a probe reads one byte a slot and compares a full key only
     when the fingerprints agree.
 
-    Most addresses of a Hamming ball are absent. A filter of 8 bits a
-    distinct code (``filter``, one hash bit set a code, about one bit in 8
-    set at every size) turns away all but about 12% of them before any
-    probe; a million codes' filter (1 MB) stays in a core's cache where
+    Most addresses of a Hamming ball are absent. A filter of 16 bits a
+    distinct code (``filter``, one hash bit set a code, about one bit in 16
+    set at every size) turns away all but about 6% of them before any
+    probe; a million codes' filter (2 MB) stays in a core's cache where
     their slots (20 MB) do not, so the cost of a lookup barely depends on
     the number of codes stored. Lookups of any number of addresses are
     vectorised: each round of probing is one numpy pass over the addresses
@@ -173,8 +173,8 @@ class HammingTable:
     def _build_filter(self):
         """A bit array, ``_FILTER_BITS_PER_CODE`` bits a distinct code, each code's bit set.
 
-        Its density (about one bit in 8 set) is the same whatever the number
-        of codes, and a million codes' filter (1 MB) stays in a core's cache.
+        Its density (about one bit in 16 set) is the same whatever the number
+        of codes, and a million codes' filter (2 MB) stays in a core's cache.
         """
         self._n_filter_bits = _FILTER_BITS_PER_CODE * max(8, len(self.keys))
         filter_ = np.zeros(self._n_filter_bits // 8, dtype=np.uint8)
@@ -204,7 +204,7 @@ class HammingTable:
         found = np.full(n, -1, dtype=np.int64)
         h = _mix(addresses)
         # Most addresses of a Hamming ball are absent: the filter, small
-        # enough to stay in the cache, turns away all but about one in 8.
+        # enough to stay in the cache, turns away all but about one in 16.
         bit = _filter_bit(h, self._n_filter_bits)
         active = np.flatnonzero((self.filter[bit >> np.uint64(3)] >> (bit & np.uint64(7))) & 1)
         pos, fingerprints = _slot(h[active], self._n_slots)

@@ -74,18 +74,18 @@ def test_table_handles_probe_collisions(monkeypatch, first):
         np.testing.assert_array_equal(a, b)
 
 
-def test_filter_holds_every_code_and_one_bit_in_eight():
+def test_filter_holds_every_code_and_one_bit_in_sixteen():
     for n in (1000, 50_000):
         db = random_codes(n, 32, seed=n)
         table = HammingTable(pack_codes(db), 32)
         bits = np.unpackbits(table.filter, bitorder="little")
-        assert len(bits) == 8 * len(table.keys)
+        assert len(bits) == 16 * len(table.keys)
         keys_bits = _hamming_table._filter_bit(_hamming_table._mix(table.keys), len(bits)).astype(
             np.intp
         )
         assert bits[keys_bits].all()
-        # n codes in 8n bits: 1 - exp(-1/8) = 11.75% set, at any size.
-        assert 0.11 < bits.mean() < 0.125
+        # n codes in 16n bits: 1 - exp(-1/16) = 6.06% set, at any size.
+        assert 0.057 < bits.mean() < 0.0625
 
 
 def test_filter_collisions_do_not_lose_or_invent_neighbours(monkeypatch):
