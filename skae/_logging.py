@@ -79,14 +79,20 @@ class BestFlags(Callback):
         return self
 
     def on_epoch_end(self, net, **kwargs):
-        row = net.history[-1]
+        row = last_row(net.history)
         for key in ("train_loss", "valid_loss"):
             if key in row:
                 value = row[key]
                 best = value < self.best_.get(key, math.inf)
                 if best:
                     self.best_[key] = value
-                net.history.record(key + "_best", bool(best))
+                row[key + "_best"] = bool(best)  # History.record, in place
+
+
+def last_row(history):
+    """``history[-1]``, the current epoch's row, without History's index
+    parsing (about 2 us a call: a cost every epoch of a small network)."""
+    return list.__getitem__(history, -1)
 
 
 def _clock(seconds):

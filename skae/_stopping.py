@@ -6,6 +6,7 @@ import warnings
 
 from skorch.callbacks import Callback
 
+from ._logging import last_row
 from ._warnings import user_stacklevel
 
 
@@ -52,12 +53,12 @@ class StoppingRule(Callback):
         self.diverged_ = False
 
     def on_epoch_end(self, net, **kwargs):
-        row = net.history[-1]
+        row = last_row(net.history)
         loss = row["train_loss"]
         what = f"the training loss became {loss} at epoch {row['epoch']}"
         if self.early_stopping:
             score = -row["valid_loss"]
-            net.history.record("valid_score", score)
+            row["valid_score"] = score  # History.record, in place
             if not math.isfinite(score) and math.isfinite(loss):
                 loss = score
                 what = f"the validation score became {score} at epoch {row['epoch']}"

@@ -15,14 +15,14 @@ class CompareSnapshot(Callback):
         return self
 
     def on_epoch_begin(self, net, **kwargs):
-        state = net.__dict__.get("_epoch_state")
-        if state is None or not net.optimizer_.state:
+        snapshot = net.__dict__.get("_snapshot")
+        if snapshot is None or not net.optimizer_.state:
             return
-        module_saved, optim_saved = state[1]
         live = [t.detach() for t in net.module_.state_dict(keep_vars=True).values()]
-        for saved, now in zip(module_saved, live, strict=True):
+        for saved, now in zip(snapshot.saved, live, strict=False):
             assert torch.equal(saved, now)
-        for (p, saved), (q, now) in zip(optim_saved, net.optimizer_.state.items(), strict=True):
+        assert len(snapshot.saved) == len(live) + sum(len(s) for s in net.optimizer_.state.values())
+        for (p, saved), (q, now) in zip(snapshot.optim, net.optimizer_.state.items(), strict=True):
             assert p is q
             for k, v in now.items():
                 assert torch.equal(saved[k], v) if torch.is_tensor(v) else saved[k] == v
