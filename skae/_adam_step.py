@@ -44,8 +44,10 @@ def _hooked(opt):
 
 
 def _plain_group(group):
+    kernel = "_fused_adamw_" if group.get("decoupled_weight_decay") else "_fused_adam_"
     return (
-        group["fused"] and not group["differentiable"]
+        hasattr(torch, kernel)  # private: a torch without it keeps Adam.step
+        and group.get("fused") and not group.get("differentiable", False)
         and type(group["lr"]) is float
         and all(type(b) is float for b in group["betas"])
     )
@@ -157,7 +159,8 @@ class AdamStep:
                 if not params:
                     continue
                 beta1, beta2 = group["betas"]
-                kernel = torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+                decoupled = group.get("decoupled_weight_decay")
+                kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
                 kernel(
                     params, grads, avgs, sqs, max_sqs, counts,
                     amsgrad=group["amsgrad"], lr=group["lr"], beta1=beta1, beta2=beta2,

@@ -136,6 +136,15 @@ def test_plan_declines_what_it_cannot_copy():
     assert plan(scheduled) is None
 
 
+def test_plan_declines_without_the_private_kernel(monkeypatch):
+    """A torch that renames its private fused kernel keeps Adam.step."""
+    params, _ = _model()
+    opt = torch.optim.Adam(params, fused=True)
+    assert plan(opt) is not None
+    monkeypatch.delattr(torch, "_fused_adam_")
+    assert plan(opt) is None
+
+
 def _fit(cls, X, **params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
