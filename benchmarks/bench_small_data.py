@@ -140,6 +140,12 @@ def part_epoch(datasets, epochs, repeats):
 # doc/scaling.rst: glibc's eager trimming (dask's nanny default) costs page
 # faults per fit; a 16 MiB threshold brings them back to a plain process's.
 _WORKER_ENV = {"OMP_NUM_THREADS": "1", "MALLOC_TRIM_THRESHOLD_": str(16 * 2**20)}
+_QUIET_DASK = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "1s",
+}
 
 
 def _search(X, n_jobs, max_iter, backend=None):
@@ -187,10 +193,13 @@ def part_search(X, max_iter, repeats, with_dask):
         # (``distributed.worker.profile``), taking the GIL from a fit made of
         # many small torch calls: measured on this search (max_iter=200,
         # quiet machine, serial on one torch thread) 1.42x with it, 1.58x
-        # without, 1.60x also with _WORKER_ENV. doc/scaling.rst recommends
-        # both for such searches; the workers inherit the config.
+        # without, 1.60x also with _WORKER_ENV. _QUIET_DASK also slows the
+        # event loops' 20 ms ticks and 100-500 ms monitors, which kept an idle
+        # 2-worker cluster at 6.5-7% of a core (1.3-1.7% with it), CPU the
+        # fits share on 2 cores. doc/scaling.rst recommends these settings;
+        # the workers inherit the config.
         with (
-            dask.config.set({"distributed.worker.profile.enabled": False}),
+            dask.config.set(_QUIET_DASK),
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                          dashboard_address=None, env=_WORKER_ENV) as cluster,
             Client(cluster) as client,
