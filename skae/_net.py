@@ -68,7 +68,6 @@ from ._stopping import StoppingRule, _StopTraining
 from ._threads import rebalance
 from ._warnings import user_stacklevel
 
-
 _PER_BATCH_EVENTS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
 
 

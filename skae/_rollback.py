@@ -49,7 +49,9 @@ class EpochSnapshot:
     def save(self, optimizer, n_rows):
         """Copy the live state (one op once the buffers exist)."""
         state = optimizer.state
-        live = self.module + [v for s in state.values() for v in s.values() if isinstance(v, Tensor)]
+        live = self.module + [
+            v for s in state.values() for v in s.values() if isinstance(v, Tensor)
+        ]
         old = self.live
         # An interrupt while copying leaves the buffers half-written; the
         # live state is then the finished epoch itself, so it is kept.
