@@ -27,9 +27,10 @@ gradients, bit for bit, with fewer operations and no autograd at all:
 MLP's ``alpha`` penalty enters as in the autograd path: its value is added
 to the loss, its gradient is the optimiser's ``weight_decay``. The optimiser's
 update is unchanged (:mod:`skae._adam_step` only calls its kernel
-directly). :func:`plan` decides whether a net may use the fast step (the plain :class:`~skae._modules.Autoencoder`, the plain objective, no
-listener to per-batch events, one process) and returns None otherwise, so
-that every other case takes autograd. Because both paths compute the same
+directly). :func:`plan` decides whether a net may use the fast step (the
+plain :class:`~skae._modules.Autoencoder`, the plain objective, no listener
+to per-batch events, one process) and returns None otherwise, so that every
+other case takes autograd. Because both paths compute the same
 numbers, a fit does not depend on which one ran (a DenoisingAE with zero
 noise, trained by autograd, is exactly the plain autoencoder).
 """
