@@ -117,7 +117,7 @@ def eligible(net):
     out = type(criterion.output_activation)
     if criterion.loss == "squared_error" and out is not nn.Identity and out not in ACTIVATIONS:
         return False
-    if net._data_parallel is not None or net.__dict__.get("_per_batch", True):
+    if net._data_parallel is not None or net._per_batch:
         return False
     if not _plain_objective(net.objective) or _hooked(module):
         return False

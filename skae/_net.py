@@ -195,7 +195,7 @@ class AutoencoderNet(NeuralNet):
         else:  # the same loss and gradients, without autograd (skae._fast_step)
             loss, output = fast(batch[0])
             step = {"loss": loss, "y_pred": output}
-        if self.__dict__.get("_per_batch", True):
+        if self._per_batch:
             self.notify(
                 "on_grad_computed",
                 named_parameters=TeeGenerator(self.get_all_learnable_params()),
@@ -219,7 +219,7 @@ class AutoencoderNet(NeuralNet):
         rebalance()  # concurrent fits may have started or ended
         self._set_training(training)
         total, n_seen, n_batches = None, 0, 0
-        per_batch = self.__dict__.get("_per_batch", True)
+        per_batch = self._per_batch
         for batch in iterator:
             if per_batch:
                 self.notify("on_batch_begin", batch=batch, training=training)
@@ -252,6 +252,8 @@ class AutoencoderNet(NeuralNet):
     _fast_step = None
     # Adam's step by its fused kernel for this call (skae._adam_step), or None.
     _optimizer_step = None
+    # Whether a callback listens to per-batch events (initialize_callbacks).
+    _per_batch = True
 
     def global_rows(self, n_rows):
         """Rows in this step over all ranks (``n_rows`` of each rank)."""
@@ -296,7 +298,7 @@ class AutoencoderNet(NeuralNet):
 
     def notify(self, method_name, **cb_kwargs):
         # Why: skip unheard per-batch events; snapshot each finished epoch.
-        if method_name in _PER_BATCH_EVENTS and not self.__dict__.get("_per_batch", True):
+        if method_name in _PER_BATCH_EVENTS and not self._per_batch:
             return  # no callback listens (and no one reads per-batch history)
         if method_name != "on_epoch_end":
             return super().notify(method_name, **cb_kwargs)

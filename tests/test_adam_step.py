@@ -37,6 +37,21 @@ def _grads(params, step, fresh):
             p.grad.copy_(value)
 
 
+def _twins(**adam):
+    """Two identical models: the reference Adam and one stepped by its plan."""
+    pa, ref = _model(**adam)
+    pb, opt = _model(**adam)
+    return pa, ref, pb, opt, plan(opt)
+
+
+def _step_both(pa, ref, pb, step, i, fresh):
+    """Step ``i``'s gradients into both models, then one step of each."""
+    _grads(pa, i, fresh)
+    _grads(pb, i, fresh)
+    ref.step()
+    step()
+
+
 def _assert_same(params_a, opt_a, params_b, opt_b):
     for p, q in zip(params_a, params_b, strict=True):
         assert torch.equal(p, q)
@@ -61,18 +76,13 @@ def _assert_same(params_a, opt_a, params_b, opt_b):
 def test_steps_equal_fused_adam_bit_for_bit(adam, fresh):
     # The reference is torch.optim.Adam(fused=True).step itself; the decay
     # and the learning rate change between steps, as skae and a scheduler do.
-    pa, ref = _model(**adam)
-    pb, opt = _model(**adam)
-    step = plan(opt)
+    pa, ref, pb, opt, step = _twins(**adam)
     assert isinstance(step, AdamStep)
     for i in range(25):
         for o in (ref, opt):
             o.param_groups[0]["weight_decay"] = 1e-3 / (10 + i % 3)
             o.param_groups[1]["lr"] = 1e-2 if i < 12 else 3e-3
-        _grads(pa, i, fresh)
-        _grads(pb, i, fresh)
-        ref.step()
-        step()
+        _step_both(pa, ref, pb, step, i, fresh)
     _assert_same(pa, ref, pb, opt)
     assert opt.state[pb[0]]["step"].item() == 25
 
@@ -80,12 +90,9 @@ def test_steps_equal_fused_adam_bit_for_bit(adam, fresh):
 def test_state_saved_and_loaded_as_adam_s():
     # The optimiser is untouched: its state_dict saves, loads into a fresh
     # Adam and trains on exactly as the reference does.
-    pa, ref = _model()
-    pb, opt = _model()
-    step = plan(opt)
+    pa, ref, pb, opt, step = _twins()
     for i in range(5):
-        _grads(pa, i, False), _grads(pb, i, False)
-        ref.step(), step()
+        _step_both(pa, ref, pb, step, i, False)
     buf = io.BytesIO()
     torch.save(opt.state_dict(), buf)
     buf.seek(0)
@@ -109,9 +116,7 @@ def test_state_saved_and_loaded_as_adam_s():
 def test_a_missing_gradient_goes_through_adam():
     # A parameter without a gradient is skipped by Adam (its state is not
     # created or advanced); the step hands such a step to Adam.step.
-    pa, ref = _model()
-    pb, opt = _model()
-    step = plan(opt)
+    pa, ref, pb, opt, step = _twins()
     for i in range(6):
         _grads(pa, i, True), _grads(pb, i, True)
         if i in (2, 3):
